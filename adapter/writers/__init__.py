@@ -1,0 +1,1 @@
+"""Writers ("outer adapters"): the contract in ``base``, discovery in ``registry``, built-ins."""
