@@ -1,0 +1,1 @@
+"""canal-server: the binlog server that serves canal's TCP protocol."""
