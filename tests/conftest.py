@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import services  # noqa: E402
+import services
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
