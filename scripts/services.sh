@@ -42,7 +42,7 @@ install() {
 
 up_mariadb() {
   local M=$BASE/mariadb; mkdir -p "$M"
-  if [ -S "$M/mysqld.sock" ] && mariadb-admin --defaults-file="$M/my.cnf" -uroot ping >/dev/null 2>&1; then log "mariadb already up"; return; fi
+  if mariadb-admin -h127.0.0.1 -P13306 -uapp -papppass ping >/dev/null 2>&1; then log "mariadb already up"; return; fi
   cat > "$M/my.cnf" <<CNF
 [mysqld]
 user=root
@@ -111,12 +111,12 @@ zk_start() { # zk_start DIR
 }
 up_zk() {
   local Z=$BASE/zk; mkdir -p "$Z/data"
-  if alive "$Z/zk.pid" && zk_mode 12181; then log "zookeeper already up"; else
+  if zk_mode 12181; then log "zookeeper already up"; else
     zk_cfg "$Z" 12181; zk_start "$Z"; wait_for 60 zk_mode 12181; log "zookeeper up on 12181"; fi
   local started=0
   for n in 1 2 3; do
     local d=$BASE/zk-ens/n$n; mkdir -p "$d/data"; echo $n > "$d/data/myid"
-    if ! alive "$d/zk.pid"; then zk_cfg "$d" $((22180+n)) ensemble; zk_start "$d"; started=1; fi
+    if ! zk_mode $((22180+n)) && ! alive "$d/zk.pid"; then zk_cfg "$d" $((22180+n)) ensemble; zk_start "$d"; started=1; fi
   done
   for p in 22181 22182 22183; do wait_for 60 zk_mode $p; done
   [ $started = 1 ] && log "zookeeper ensemble up on 22181-22183" || log "zookeeper ensemble already up"
@@ -130,16 +130,16 @@ up_redis() {
   log "redis up on 16379"
 }
 up_pg() {
-  local P=$BASE/pg; mkdir -p "$P"; as_root chown postgres:postgres "$P"
-  local B; B=$(PGBIN)
-  if [ -f "$P/data/postmaster.pid" ] && su postgres -c "$B/pg_ctl -D $P/data status" >/dev/null 2>&1; then log "postgres already up"; return; fi
+  local P=$BASE/pg B; B=$(PGBIN)
+  if "$B/pg_isready" -h 127.0.0.1 -p 15432 >/dev/null 2>&1; then log "postgres already up"; return; fi
+  mkdir -p "$P"; as_root chown postgres:postgres "$P"
   [ -f "$P/data/PG_VERSION" ] || su postgres -c "$B/initdb -D $P/data -U postgres --auth=trust -E UTF8 --locale=C.UTF-8" > "$BASE/pg-initdb.log" 2>&1
   su postgres -c "$B/pg_ctl -D $P/data -l $P/pg.log -w -t 60 -o '-p 15432 -k $P -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300' start" > /dev/null
   log "postgres up on 15432"
 }
 up_noida() {
   local N=$BASE/noida
-  if alive "$N/noida.pid" && curl -sf http://127.0.0.1:19201/ >/dev/null; then log "noida-db already up"; return; fi
+  if curl -sf http://127.0.0.1:19201/ >/dev/null 2>&1; then log "noida-db already up"; return; fi
   local bin; bin=$("$VENV/bin/python" -c 'import noida_db, os; print(os.path.join(os.path.dirname(noida_db.__file__), "noida-db"))')
   rm -rf "$N"; mkdir -p "$N"
   nohup "$bin" start --data-dir "$N/data" --only elasticsearch --elasticsearch-port 19201 > "$N/noida.log" 2>&1 < /dev/null &
