@@ -2,7 +2,8 @@
 # Install (apt, pip) and run the test services on 127.0.0.1 private ports, without systemd.
 #   MariaDB 13306 | ZooKeeper 12181 | ZK ensemble 22181-22183 | Redis 16379 | PostgreSQL 15432
 #   noida-db (Elasticsearch API) 19201
-# Usage: scripts/services.sh up|down|status|install   (idempotent; stops only what it started)
+# Usage: scripts/services.sh up [mariadb zookeeper redis postgres noida] | down | status | install
+#   (idempotent; a service already answering on its port is left alone; down stops only what it started)
 # Env: SERVICES_DIR (default <project>/.services), VENV (default <project>/.venv)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -177,7 +178,16 @@ status() {
 
 case "${1:-}" in
   install) install ;;
-  up) install; t0=$(date +%s); up_mariadb; up_zk; up_redis; up_pg; up_noida; log "all services ready in $(( $(date +%s) - t0 ))s" ;;
+  up)
+    shift; install; t0=$(date +%s)
+    want=${*:-mariadb zookeeper redis postgres noida}
+    for svc in $want; do
+      case $svc in
+        mariadb) up_mariadb ;; zookeeper) up_zk ;; redis) up_redis ;; postgres) up_pg ;; noida) up_noida ;;
+        *) echo "unknown service: $svc (mariadb zookeeper redis postgres noida)" >&2; exit 2 ;;
+      esac
+    done
+    log "services ready in $(( $(date +%s) - t0 ))s: $want" ;;
   down) down ;;
   status) status ;;
   *) echo "usage: $0 install|up|down|status" >&2; exit 2 ;;
