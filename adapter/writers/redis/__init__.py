@@ -1,0 +1,1 @@
+"""The Redis writer: caches rows as hashes, JSON or string values under templated keys."""
