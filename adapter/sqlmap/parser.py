@@ -156,9 +156,9 @@ def _join(
 def _subquery(node: exp.Expr, alias: str) -> tuple[exp.Table, SubQuery]:
     if not isinstance(node, exp.Select):
         raise _Refuse(f"sub-query {alias} must be a plain SELECT")
-    _clauses(node, _SUB_OK, f"sub-query {alias}")
     if node.args.get("joins"):
         raise _Refuse(f"sub-query {alias} must read a single table (no joins)")
+    _clauses(node, _SUB_OK, f"sub-query {alias}")
     inner = _from_table(node)
     if not isinstance(inner, exp.Table) or not inner.name:
         raise _Refuse(f"sub-query {alias} must select FROM a plain table")
