@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -105,9 +106,26 @@ class Writer(abc.ABC):
         self.context = context
         self.mappings: Sequence[Any] = ()
 
+    @property
+    def sync_lock(self) -> threading.RLock:
+        """Serializes stream batches with ETL chunks of this writer.
+
+        The worker holds it around every ``write`` call; ``SupportsEtl.etl`` must hold it around each
+        chunk's select+write, so an ETL never overwrites a newer streamed row with an older snapshot.
+        """
+        lock = self.__dict__.get("_sync_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_sync_lock", threading.RLock())
+        return lock  # type: ignore[no-any-return]
+
     @classmethod
     def parse_mapping(cls, header: MappingHeader, raw: Mapping[str, Any], context: WriterContext) -> Any:
-        """Validate one mapping file's body; return an object satisfying ``MappingSpec``."""
+        """Validate one mapping file's body; return an object satisfying ``MappingSpec``.
+
+        ``raw`` is the file's YAML without the four header keys (``dataSourceKey``, ``destination``,
+        ``groupId``, ``outerAdapterKey``), which arrive parsed in ``header``; ``${ENV}`` placeholders
+        are already resolved. Raise ``ConfigError`` (with ``key``) for invalid content.
+        """
         raise NotImplementedError(f"writer {cls.name!r} takes no mapping files")
 
     def set_mappings(self, mappings: Sequence[Any]) -> None:
@@ -127,11 +145,26 @@ class Writer(abc.ABC):
 
 @runtime_checkable
 class SupportsEtl(Protocol):
-    """Optional capability: full load and count of one mapping (REST /etl and /count)."""
+    """Optional capability: full load and count of one mapping (REST /etl and /count).
+
+    ``etl`` runs on the node that streams the mapping's (destination, group), in the HTTP request's
+    thread, while streaming continues: hold ``Writer.sync_lock`` around each chunk's select+write.
+    ``progress(n)`` reports rows written so far.
+    """
 
     def etl(self, mapping: Any, params: Sequence[str], progress: Callable[[int], None]) -> EtlResult: ...
 
     def count(self, mapping: Any) -> int: ...
+
+
+@runtime_checkable
+class SupportsCountInfo(Protocol):
+    """Optional: canal's adapter-specific /count JSON (rdb ``{"count","targetTable"}``, es ``{"esIndex","count"}``).
+
+    Without it, REST answers ``{"count": SupportsEtl.count(mapping)}``.
+    """
+
+    def count_info(self, mapping: Any) -> dict[str, Any]: ...
 
 
 def chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
