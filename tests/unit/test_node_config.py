@@ -27,7 +27,9 @@ def base(**conf: Any) -> dict[str, Any]:
     cc: dict[str, Any] = {
         "mode": "tcp",
         "consumerProperties": {"canal.tcp.server.host": "127.0.0.1:11111"},
-        "canalAdapters": [{"instance": "example", "groups": [{"groupId": "g1", "outerAdapters": [{"name": "logger"}]}]}],
+        "canalAdapters": [
+            {"instance": "example", "groups": [{"groupId": "g1", "outerAdapters": [{"name": "logger"}]}]}
+        ],
     }
     cc.update(conf)
     return {"server": {"port": 8081}, "canal.conf": cc}
@@ -66,7 +68,7 @@ def test_broken_yaml_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="application.yml"):
+    with pytest.raises(ConfigError, match=r"application\.yml"):
         load_config(tmp_path)
 
 
