@@ -171,6 +171,8 @@ class ServerConf(_Model):
 
     port: int = Field(8081, ge=0, le=65535)
     address: Str = "0.0.0.0"
+    #: New: host[:port] other nodes use to reach this node's REST API (default: this host's IP).
+    advertise_address: OptStr = Field(None, alias="advertiseAddress")
 
 
 def effective_client_id(inst: InstanceConf, index: int) -> int:

@@ -98,6 +98,7 @@ class Worker:
         metrics: NodeMetrics | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self.task = task
         self.dest, self.group = task.destination, task.group_id
@@ -109,6 +110,7 @@ class Worker:
         self.clock = clock
         self.stop_event = threading.Event()
         self._sleep = sleep or self.stop_event.wait
+        self._prepare = prepare  # e.g. open writers that were unreachable at startup
         self.connected = False
         self.failures = 0  # failed attempts of the current batch
         self.source_failures = 0
@@ -171,11 +173,13 @@ class Worker:
         if self.connected:
             return True
         try:
+            if self._prepare is not None:
+                self._prepare()
             self.source.connect()
         except Exception as e:
             self.source_failures += 1
             self.metrics.error(self.dest, self.group)
-            log.warning("cannot connect to the canal server; retrying",
+            log.warning("cannot connect (canal server or writer target); retrying",
                         extra={**self._log, "error": str(e), "attempt": self.source_failures})
             self._sleep(self.backoff.delay(self.source_failures))
             return False
