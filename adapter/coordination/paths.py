@@ -89,7 +89,12 @@ def sync_switch(dest: str) -> str:
 
 def sync_etl(kind: str, task: str) -> str:
     """``/canal-adapter/sync-etl/{type}-{dest or task}``: the ETL mutex."""
-    return f"{SYNC_ETL_ROOT}/{_part(f'{kind}-{task}', 'etl task')}"
+    return sync_etl_lock(f"{kind}-{task}")
+
+
+def sync_etl_lock(name: str) -> str:
+    """The ETL mutex for a ready-made lock name (``{type}-{dest or task}``)."""
+    return f"{SYNC_ETL_ROOT}/{_part(name, 'etl task')}"
 
 
 def adapter_member(node_id: str) -> str:

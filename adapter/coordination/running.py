@@ -22,7 +22,7 @@ from typing import Any
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
 from adapter.coordination import paths
-from adapter.coordination.scheduler import Handle, Scheduler
+from adapter.coordination.scheduler import Handle, Scheduler, run_and_wait
 from adapter.coordination.session import SessionListener, ZkSession
 
 log = logging.getLogger(__name__)
@@ -132,19 +132,7 @@ class RunningMonitor:
 
     # ------------------------------------------------------------ scheduler thread
     def _run_and_wait(self, fn: Callable[[], None], timeout_s: float) -> None:
-        if self._scheduler.in_thread():
-            fn()
-            return
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                fn()
-            finally:
-                done.set()
-
-        self._scheduler.call_soon(run)
-        if not done.wait(timeout_s):
+        if not run_and_wait(self._scheduler, fn, timeout_s):
             log.warning("running monitor action timed out", extra={"path": self.path})
 
     def _start(self) -> None:

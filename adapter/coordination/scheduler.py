@@ -34,6 +34,23 @@ class Scheduler(Protocol):
         ...
 
 
+def run_and_wait(scheduler: Scheduler, fn: Callable[[], None], timeout_s: float) -> bool:
+    """Run ``fn`` on the scheduler and wait for it (inline when already there). False on timeout."""
+    if scheduler.in_thread():
+        fn()
+        return True
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            fn()
+        finally:
+            done.set()
+
+    scheduler.call_soon(run)
+    return done.wait(timeout_s)
+
+
 class _Timer:
     __slots__ = ("cancelled", "fn")
 

@@ -22,7 +22,7 @@ from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
 from adapter.coordination import paths
 from adapter.coordination.running import DEFAULT_DELAY_S, RunningMonitor
-from adapter.coordination.scheduler import Scheduler, ThreadScheduler
+from adapter.coordination.scheduler import Scheduler, ThreadScheduler, run_and_wait
 from adapter.coordination.session import SessionListener, ZkSession
 from adapter.server.contracts import InstanceController
 
@@ -135,16 +135,13 @@ class ZkRunningPolicy:
         for _, monitor in monitors:
             monitor.stop()
         self._session.remove_listener(self._listener)
-        done = threading.Event()
 
         def unregister() -> None:
             for dest, _ in monitors:
                 self._unregister(paths.destination_cluster_node(dest, self.address))
             self._unregister(paths.server_cluster_node(self.address))
-            done.set()
 
-        self._scheduler.call_soon(unregister)
-        done.wait(10)
+        run_and_wait(self._scheduler, unregister, 10.0)
         if self._own_scheduler and isinstance(self._scheduler, ThreadScheduler):
             self._scheduler.stop()
 

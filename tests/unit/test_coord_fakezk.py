@@ -191,6 +191,15 @@ class FakeZk:
             raise NoNodeError()
         return self.server.nodes[path]
 
+    def get_async(self, path: str) -> Any:
+        return _Done(lambda: self.get(path))
+
+    def set_async(self, path: str, value: bytes) -> Any:
+        return _Done(lambda: self.set(path, value))
+
+    def Lock(self, path: str, identifier: str = "") -> Any:
+        return FakeLock(self, path)
+
     def get_children(self, path: str, watch: Any = None) -> list[str]:
         self._check()
         if path not in self.server.nodes:
@@ -222,6 +231,38 @@ class FakeZk:
             raise BadVersionError()
         del self.server.nodes[path]
         self.server._notify(path)
+
+
+class _Done:
+    """An already-finished kazoo AsyncResult."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        try:
+            self.value, self.exc = fn(), None
+        except Exception as e:
+            self.value, self.exc = None, e
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if self.exc is not None:
+            raise self.exc
+        return self.value
+
+
+class FakeLock:
+    """kazoo Lock reduced to non-blocking acquire: an ephemeral child under ``path``."""
+
+    def __init__(self, zk: FakeZk, path: str) -> None:
+        self.zk, self.path, self.node = zk, path, f"{path}/lock"
+
+    def acquire(self, blocking: bool = True) -> bool:
+        try:
+            self.zk.create(self.node, b"", ephemeral=True, makepath=True)
+            return True
+        except NodeExistsError:
+            return False
+
+    def release(self) -> None:
+        self.zk.delete(self.node)
 
 
 class ManualScheduler:
