@@ -1,7 +1,8 @@
 """Test support shipped in the package: Dml/Entry builders, recording and failing writers, a fake source.
 
-Writers found by tests through ``RECORDINGS`` / ``FAILURES`` by name, so a test can inspect a writer
-that the app built from config. Plugin authors subclass ``adapter.testing_contract.WriterContract``.
+Writers are found by tests through ``RECORDINGS`` / ``FAILURES`` by name, so a test can inspect a
+writer that the app built from config. Plugin authors subclass ``adapter.testing.WriterContract``
+(defined in ``adapter.testing_contract``).
 """
 
 from __future__ import annotations
@@ -358,3 +359,11 @@ class MemorySwitch:
                     break
                 self._cond.wait(left)
             return destination not in self._off
+
+
+def __getattr__(name: str) -> object:
+    if name == "WriterContract":  # lazily: testing_contract imports this module
+        from adapter.testing_contract import WriterContract
+
+        return WriterContract
+    raise AttributeError(name)
