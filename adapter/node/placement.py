@@ -70,37 +70,27 @@ class LocalPlacement:
 
 
 class LeasePlacement:
-    """ZooKeeper leases through coordination's LeaseBalancer (one lease per task)."""
+    """ZooKeeper leases through coordination's ``LeaseBalancer`` (one lease per task)."""
 
     def __init__(self, session: Any, node_id: str, rest_address: str, tasks: Sequence[TaskSpec],
                  on_acquire: TaskCallback, on_release: TaskCallback, **balancer_options: Any) -> None:
-        from adapter.coordination import lease, paths  # type: ignore[attr-defined,unused-ignore]
+        from adapter.coordination.balancer import LeaseBalancer, TaskKey
 
-        self.tasks = {t.task_id: t for t in tasks}
-        self._session = session
-        self._zk = getattr(session, "client", session)
-        self._paths = paths
-        self._held: set[str] = set()
-        self._lock = threading.Lock()
+        self._keys = {t.task_id: TaskKey(t.destination, t.client_id) for t in tasks}
+        self._tasks = {self._keys[t.task_id]: t for t in tasks}
         self.on_acquire, self.on_release = on_acquire, on_release
-        specs = [lease.Lease(task_id=t.task_id, path=paths.client_running(t.destination, t.client_id),
-                             data=paths.ClientRunningData(rest_address, t.client_id).to_json())
-                 for t in tasks]
-        self._balancer = lease.LeaseBalancer(session, node_id, specs, on_acquire=self._acquired,
-                                             on_release=self._released, **balancer_options)
+        self._balancer = LeaseBalancer(session, node_id, list(self._keys.values()), self._acquired,
+                                       self._released, address=rest_address, **balancer_options)
 
-    def _acquired(self, task_id: str) -> None:
-        task = self.tasks[task_id]
-        log.info("lease acquired; starting task", extra={"task": task_id})
+    def _acquired(self, key: Any) -> None:
+        task = self._tasks[key]
+        log.info("lease acquired; starting task", extra={"task": task.task_id, "client_id": task.client_id})
         self.on_acquire(task)
-        with self._lock:
-            self._held.add(task_id)
 
-    def _released(self, task_id: str) -> None:
-        with self._lock:
-            self._held.discard(task_id)
-        log.info("lease released; stopping task", extra={"task": task_id})
-        self.on_release(self.tasks[task_id])
+    def _released(self, key: Any) -> None:
+        task = self._tasks[key]
+        log.info("lease lost or released; stopping task", extra={"task": task.task_id})
+        self.on_release(task)  # returns once the worker stopped; only then is the lease given up
 
     def start(self) -> None:
         self._balancer.start()
@@ -109,20 +99,12 @@ class LeasePlacement:
         self._balancer.stop()
 
     def holds(self, task_id: str) -> bool:
-        with self._lock:
-            return task_id in self._held
+        key = self._keys.get(task_id)
+        return key is not None and self._balancer.holds(key)
 
     def holder(self, task_id: str) -> str | None:
-        task = self.tasks.get(task_id)
-        if task is None:
-            return None
-        try:
-            data, _ = self._zk.get(self._paths.client_running(task.destination, task.client_id))
-        except Exception:  # no holder right now (or ZooKeeper unreachable)
-            return None
-        address, active = self._paths.running_owner(data)
-        return address or None if active else None
+        key = self._keys.get(task_id)
+        return None if key is None else self._balancer.holder(key)
 
     def held(self) -> list[str]:
-        with self._lock:
-            return sorted(self._held)
+        return sorted(self._tasks[k].task_id for k in self._balancer.held())
