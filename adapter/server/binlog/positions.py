@@ -124,9 +124,9 @@ def find_by_timestamp(factory: S.StreamFactory, make: MakeRequest, files: list[s
     return first_transaction_at(factory, make, start, timestamp_ms)
 
 
-def resolve_start(settings: ParserSettings, resume_from: LogPosition | None, control: Any,
+def resolve_start(settings: ParserSettings, resume_from: LogPosition | None, control: Callable[[], Any],
                   factory: S.StreamFactory, make: MakeRequest) -> StartPoint:
-    """Decide the start position (see the module docstring)."""
+    """Decide the start position (see the module docstring); ``control()`` gives a control connection."""
     if settings.gtid_on:
         gtid = resume_from.gtid if resume_from and resume_from.gtid else settings.gtid
         if gtid:
@@ -145,7 +145,7 @@ def resolve_start(settings: ParserSettings, resume_from: LogPosition | None, con
         if settings.journal_name:
             found = first_transaction_at(factory, make, settings.journal_name, int(settings.timestamp))
         else:
-            found = find_by_timestamp(factory, make, binary_logs(control), int(settings.timestamp))
+            found = find_by_timestamp(factory, make, binary_logs(control()), int(settings.timestamp))
         if found is not None:
             return StartPoint(found)
         if settings.journal_name:
@@ -155,4 +155,4 @@ def resolve_start(settings: ParserSettings, resume_from: LogPosition | None, con
     if settings.position is not None and not settings.journal_name:
         raise ConfigError("canal.instance.master.position needs canal.instance.master.journal.name",
                           key="canal.instance.master.journal.name")
-    return StartPoint(master_status(control))
+    return StartPoint(master_status(control()))

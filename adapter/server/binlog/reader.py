@@ -120,16 +120,7 @@ class BinlogParser:
         delay = self._backoff[0]
         while not self._stop.is_set():
             try:
-                if self._tz is not None and resume_from is not None and not self.settings.gtid_on:
-                    return self._tz, StartPoint(resume_from)
-                control = connect(self.settings, self._connect)
-                try:
-                    tz = self._tz or server_timezone(control)
-                    start = resolve_start(self.settings, resume_from, control, self._factory,
-                                          lambda j, p: self._request(j, p, blocking=False))
-                finally:
-                    control.close()
-                return tz, start
+                return self._resolve(resume_from)
             except Exception as exc:
                 if not is_retriable(exc):
                     self._fail(exc)
@@ -138,6 +129,23 @@ class BinlogParser:
                 self._sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
         return None
+
+    def _resolve(self, resume_from: LogPosition | None) -> tuple[datetime.tzinfo, StartPoint]:
+        opened: list[Any] = []
+
+        def control() -> Any:  # opened only when needed (a stored cursor needs no lookup)
+            if not opened:
+                opened.append(connect(self.settings, self._connect))
+            return opened[0]
+
+        try:
+            tz = self._tz or server_timezone(control())
+            start = resolve_start(self.settings, resume_from, control, self._factory,
+                                  lambda j, p: self._request(j, p, blocking=False))
+        finally:
+            for conn in opened:
+                conn.close()
+        return tz, start
 
     def _fail(self, exc: BaseException) -> None:
         self.error = exc

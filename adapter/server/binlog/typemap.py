@@ -174,7 +174,10 @@ def java_float(value: float) -> str:
     text = repr(mag)
     for precision in range(1, 10):
         candidate = f"{mag:.{precision}g}"
-        if _F32.unpack(_F32.pack(float(candidate)))[0] == mag:
-            text = candidate
-            break
+        try:
+            if _F32.unpack(_F32.pack(float(candidate)))[0] == mag:
+                text = candidate
+                break
+        except OverflowError:  # rounded above the float32 maximum
+            continue
     return _java_digits(text, negative)
