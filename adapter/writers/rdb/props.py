@@ -1,0 +1,147 @@
+"""The rdb writer's adapter properties: canal's ``jdbc.*`` keys or a SQLAlchemy URL, threads, sizes, engine.
+
+canal reads ``jdbc.url``/``jdbc.username``/``jdbc.password`` (plus ``jdbc.driverClassName`` and
+``druid.*``, meaningless here), ``threads`` (default 3) and ignores ``commitSize``. Here ``url`` (a
+SQLAlchemy URL) may replace ``jdbc.url``, and ``commitSize`` bounds the rows per statement.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from adapter.errors import ConfigError
+
+_JDBC = re.compile(r"^jdbc:(?P<kind>mysql|mariadb|postgresql)://(?P<hosts>[^/?;]*)(?:/(?P<db>[^?;]*))?(?:[?;](?P<q>.*))?$")
+_DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mysql+pymysql", "postgresql": "postgresql+psycopg"}
+#: Keys canal knows that mean nothing to a Python driver (accepted silently).
+_IGNORED = frozenset({"jdbc.driverClassName", "druid.stat.enable", "druid.stat.slowSqlMillis", "skipDupException"})
+_KNOWN = frozenset({"url", "jdbc.url", "jdbc.username", "jdbc.password", "username", "password", "threads",
+                    "commitSize", "timezone", "poolSize"}) | _IGNORED
+
+EngineFactory = Callable[[URL, int], Engine]
+_MYSQL_INIT = ("SET time_zone = '+00:00', "
+               "sql_mode = CONCAT_WS(',', NULLIF(@@session.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')")
+
+
+@dataclass(frozen=True)
+class RdbProps:
+    """Validated properties of one rdb writer instance."""
+
+    url: URL
+    threads: int = 3
+    commit_size: int = 1000
+    #: Zone of naive DATETIME values written into time-zone-aware target columns.
+    timezone: str = "UTC"
+    pool_size: int = 0  # 0 = threads + 2
+
+    @property
+    def family(self) -> str:
+        """"mysql", "postgresql" or "sqlite" (the SQLAlchemy backend name)."""
+        backend = self.url.get_backend_name()
+        return "mysql" if backend == "mariadb" else backend
+
+
+def jdbc_to_url(url: str, username: str | None = None, password: str | None = None, *,
+                source: str | None = None, key: str = "jdbc.url") -> URL:
+    """Translate a canal JDBC URL (mysql, mariadb, postgresql, sqlite) or a SQLAlchemy URL to a ``URL``."""
+    url = url.strip()
+    if url.startswith("jdbc:sqlite:"):
+        path = url[len("jdbc:sqlite:"):]
+        return URL.create("sqlite", database=None if path in ("", ":memory:") else path)
+    m = _JDBC.match(url)
+    if m:
+        hosts = m["hosts"]
+        if "," in hosts:
+            raise ConfigError("expected a single host in the JDBC URL (failover lists are not supported)",
+                              source=source, key=key)
+        host, _, port = hosts.partition(":")
+        if port and not port.isdigit():
+            raise ConfigError(f"expected a numeric port in the JDBC URL, got {port!r}", source=source, key=key)
+        driver = _DRIVERS[m["kind"]]
+        query: dict[str, str] = {"charset": "utf8mb4"} if driver.startswith("mysql") else {}
+        q = dict(parse_qsl((m["q"] or "").replace(";", "&")))
+        # JDBC-only options (useUnicode, useSSL, serverTimezone...) mean nothing to Python drivers;
+        # credentials may ride in the query string (user=, password=).
+        username = username or q.get("user") or None
+        password = password or q.get("password") or None
+        return URL.create(driver, username=username, password=password, host=host or None,
+                          port=int(port) if port else None, database=m["db"] or None, query=query)
+    if url.startswith("jdbc:"):
+        raise ConfigError("expected jdbc:mysql://, jdbc:mariadb://, jdbc:postgresql://, jdbc:sqlite: or a SQLAlchemy "
+                          f"URL, got {url.split('//')[0]!r}", source=source, key=key)
+    try:
+        u = make_url(url)
+    except Exception as e:  # sqlalchemy's ArgumentError text says what is wrong
+        raise ConfigError(f"expected a JDBC or SQLAlchemy URL: {e}", source=source, key=key) from e
+    if username and not u.username:
+        u = u.set(username=username)
+    if password and not u.password:
+        u = u.set(password=password)
+    return u
+
+
+def _int(props: Mapping[str, Any], name: str, default: int, lo: int, source: str | None) -> int:
+    raw = props.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected an integer >= {lo}, got {raw!r}", source=source, key=name) from None
+    if value < lo:
+        raise ConfigError(f"expected an integer >= {lo}, got {value}", source=source, key=name)
+    return value
+
+
+def parse_props(props: Mapping[str, Any], *, source: str | None = None) -> RdbProps:
+    """Validate the ``properties`` of an ``outerAdapters`` entry named rdb."""
+    unknown = sorted(k for k in props if k not in _KNOWN)
+    if unknown:
+        raise ConfigError(f"unknown rdb properties {unknown}; known: {sorted(_KNOWN)}", source=source, key=unknown[0])
+    raw = props.get("url") or props.get("jdbc.url")
+    if not raw:
+        raise ConfigError("expected the target database URL in 'jdbc.url' (JDBC) or 'url' (SQLAlchemy)",
+                          source=source, key="jdbc.url")
+    key = "url" if props.get("url") else "jdbc.url"
+    user = props.get("jdbc.username") or props.get("username")
+    password = props.get("jdbc.password") or props.get("password")
+    url = jdbc_to_url(str(raw), str(user) if user else None, str(password) if password is not None else None,
+                      source=source, key=key)
+    if url.get_backend_name() not in ("mysql", "mariadb", "postgresql", "sqlite"):
+        raise ConfigError(f"unsupported target database {url.get_backend_name()!r}; expected mysql, mariadb, "
+                          "postgresql or sqlite", source=source, key=key)
+    tz = str(props.get("timezone") or "UTC")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {tz!r} (expected an IANA name such as UTC or Asia/Shanghai)",
+                          source=source, key="timezone") from None
+    threads = _int(props, "threads", 3, 1, source)
+    if url.get_backend_name() == "sqlite":
+        threads = 1  # SQLite has one writer at a time: parallel partitions would only lock each other out
+    return RdbProps(url=url, threads=threads, commit_size=_int(props, "commitSize", 1000, 1, source),
+                    timezone=tz, pool_size=_int(props, "poolSize", 0, 0, source))
+
+
+def default_engine(url: URL, pool_size: int) -> Engine:
+    """Build the engine: pre-ping (a restarted target is noticed), UTC sessions on MySQL."""
+    kw: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() != "sqlite":
+        kw.update(pool_size=pool_size, max_overflow=2, pool_recycle=3600)
+    else:
+        kw["connect_args"] = {"timeout": 30}
+    if url.get_backend_name() in ("mysql", "mariadb"):
+        # UTC sessions: TIMESTAMP values are read and written as UTC instants. NO_AUTO_VALUE_ON_ZERO:
+        # a replicated id 0 must stay 0, not draw a new AUTO_INCREMENT value.
+        kw["connect_args"] = {"connect_timeout": 10, "init_command": _MYSQL_INIT}
+    elif url.get_backend_name() == "postgresql":
+        kw["connect_args"] = {"connect_timeout": 10}
+    return sa.create_engine(url, **kw)
