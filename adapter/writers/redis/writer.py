@@ -1,0 +1,151 @@
+"""``RedisWriter``: a batch of row changes → one Redis pipeline, under the writer's sync lock.
+
+Each mapping's share of the batch is planned (``plan.Planner``, read-backs batched), turned into
+commands (``commands.build``), and every command of the batch goes out in ONE pipeline
+(``MULTI``/``EXEC`` when ``transaction`` is on, the default outside Cluster). A failure raises
+``RetriableError``/``FatalError`` and nothing is acknowledged; a replay rewrites the same values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from adapter.dml import TRUNCATE, Dml
+from adapter.errors import ConfigError, FatalError
+from adapter.sqlmap import SourceDb
+from adapter.writers.base import EtlResult, MappingHeader, Routed, Writer, WriterConfig, WriterContext
+from adapter.writers.redis import etl as etl_mod
+from adapter.writers.redis.client import RedisSettings, RedisTarget, build_client
+from adapter.writers.redis.commands import Command, build
+from adapter.writers.redis.mapping import RedisMapping, parse_redis_mapping
+from adapter.writers.redis.plan import Planner
+
+log = logging.getLogger(__name__)
+
+_BIT = 16  # MySQL FIELD_TYPE.BIT
+
+
+def source_engine(url: str) -> sa.Engine:
+    """Engine for read-backs and ETL. With PyMySQL, BIT columns decode to int, as in Dml rows,
+    so streamed and read-back values render identically."""
+    u = sa.make_url(url)
+    kw: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 3600}
+    if u.get_driver_name() == "pymysql":
+        from pymysql.converters import conversions  # type: ignore[import-untyped]
+
+        conv = dict(conversions)
+        conv[_BIT] = lambda b: int.from_bytes(b, "big") if isinstance(b, (bytes, bytearray)) else b
+        kw["connect_args"] = {"conv": conv}
+    return sa.create_engine(u, **kw)
+
+
+class RedisWriter(Writer):
+    """Caches rows in Redis from ``<conf>/redis/*.yml`` mappings (see docs/writers/redis.md)."""
+
+    name: ClassVar[str] = "redis"
+    mapping_dir: ClassVar[str | None] = "redis"
+
+    def __init__(self, config: WriterConfig, context: WriterContext, *,
+                 client_factory: Callable[[RedisSettings], Any] = build_client,
+                 source_db: Callable[[str], SourceDb] | None = None) -> None:
+        super().__init__(config, context)
+        self.settings = RedisSettings.parse(config.hosts, config.properties or {},
+                                            source=f"outerAdapters[{config.name}/{config.key or ''}]")
+        self.target = RedisTarget(self.settings, client_factory)
+        self._source_db = source_db or (lambda url: SourceDb(url, engine_factory=source_engine))
+        self._dbs: dict[str, SourceDb] = {}
+
+    @classmethod
+    def parse_mapping(cls, header: MappingHeader, raw: Mapping[str, Any], context: WriterContext) -> RedisMapping:
+        return parse_redis_mapping(header, raw, context)
+
+    # ---------------------------------------------------------------- lifecycle
+    def open(self) -> None:
+        log.info("redis writer opening", extra={"writer_key": self.config.key, **self.settings.describe()})
+        self.target.check()
+
+    def close(self) -> None:
+        self.target.close()
+        for db in self._dbs.values():
+            db.close()
+        self._dbs.clear()
+
+    # ---------------------------------------------------------------- source database
+    def source(self, mapping: RedisMapping) -> SourceDb:
+        key = mapping.header.data_source_key
+        ds = self.context.data_sources.get(key) if key else None
+        if ds is None:
+            raise ConfigError(f"mapping needs a source database: dataSourceKey {key!r} is not in srcDataSources",
+                              source=mapping.header.file, key="dataSourceKey")
+        db = self._dbs.get(ds.key)
+        if db is None:
+            db = self._dbs[ds.key] = self._source_db(ds.url)
+        return db
+
+    def _fetch_for(self, mapping: RedisMapping) -> Callable[[str], list[dict[str, Any]]] | None:
+        key = mapping.header.data_source_key
+        if not key or key not in self.context.data_sources:
+            return None  # direct mappings need no source; others fail with a clear FatalError when they read
+        return self.source(mapping).fetch
+
+    # ---------------------------------------------------------------- stream
+    def write(self, items: Sequence[Routed]) -> None:
+        with self.sync_lock:
+            commands: list[Command] = []
+            run: list[Routed] = []
+            for it in items:
+                if not isinstance(it.mapping, RedisMapping):
+                    continue
+                if it.dml.type == TRUNCATE:
+                    commands += self._commands(run)
+                    run = []
+                    self._truncate(it.mapping, it.dml, commands)
+                    commands = []
+                elif not it.dml.is_ddl:
+                    run.append(it)
+            commands += self._commands(run)
+            self.target.execute(commands)
+
+    def _commands(self, items: Sequence[Routed]) -> list[Command]:
+        groups: dict[int, tuple[RedisMapping, list[Dml]]] = {}
+        for it in items:
+            groups.setdefault(id(it.mapping), (it.mapping, []))[1].append(it.dml)
+        out: list[Command] = []
+        for mapping, dmls in groups.values():
+            ops = Planner(mapping, self._fetch_for(mapping)).plan(dmls)
+            out += build(mapping, ops)
+        return out
+
+    def _truncate(self, mapping: RedisMapping, dml: Dml, pending: list[Command]) -> None:
+        """TRUNCATE of the main table removes every key of the mapping (SCAN + DEL)."""
+        refs = mapping.sql.tables_for(dml.database, dml.table)
+        if not refs:
+            return
+        self.target.execute(pending)  # what came before the TRUNCATE lands first
+        if any(r.is_main for r in refs):
+            n = etl_mod.delete_keys(self.target, mapping)
+            log.info("main table truncated: mapping keys removed", extra={
+                "mapping_file": mapping.header.file, "keys": n, "position": dml.position})
+        else:
+            log.warning("joined table truncated: cached values keep its old fields; run an ETL of this task",
+                        extra={"mapping_file": mapping.header.file, "table": f"{dml.database}.{dml.table}"})
+
+    # ---------------------------------------------------------------- ETL and count (SupportsEtl)
+    def etl(self, mapping: Any, params: Sequence[str], progress: Callable[[int], None]) -> EtlResult:
+        if not isinstance(mapping, RedisMapping):
+            return EtlResult(False, error_message=f"not a redis mapping: {mapping!r}")
+        return etl_mod.run_etl(self, mapping, params, progress)
+
+    def count(self, mapping: Any) -> int:
+        if not isinstance(mapping, RedisMapping):
+            raise FatalError(f"not a redis mapping: {mapping!r}")
+        return etl_mod.count_keys(self.target, mapping)
+
+    def count_info(self, mapping: Any) -> dict[str, Any]:
+        """canal-style /count JSON: ``{"redisKeyPattern": ..., "count": n}``."""
+        n = self.count(mapping)
+        return {"redisKeyPattern": mapping.key_pattern(), "count": n}
