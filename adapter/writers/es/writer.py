@@ -225,8 +225,17 @@ class EsWriter(Writer):
     def count(self, mapping: Any) -> int:
         """Documents in the mapping's index (only this relation's when the index holds a join field)."""
         m: EsMapping = mapping
-        query = {"term": {m.relation.join_field: m.relation.name}} if m.relation is not None else None
-        return self.client.count(m.index, query)
+        return self.client.count(m.index, relation_query(m))
+
+
+def relation_query(m: EsMapping) -> dict[str, Any] | None:
+    """Documents of the mapping's relation: ``term`` on the join field (real ES), or on its ``name``
+    sub-field (ES-API servers that store the join value as an object); unmapped fields match nothing."""
+    if m.relation is None:
+        return None
+    rel = m.relation
+    return {"bool": {"should": [{"term": {rel.join_field: rel.name}}, {"term": {f"{rel.join_field}.name": rel.name}}],
+                     "minimum_should_match": 1}}
 
 
 class Es6Writer(EsWriter):
