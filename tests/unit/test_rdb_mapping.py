@@ -15,7 +15,8 @@ from adapter.writers.rdb import RdbWriter, parse_rdb_mapping
 from adapter.writers.rdb.mapping import split_dotted
 from adapter.writers.rdb.props import jdbc_to_url, parse_props
 
-COMPAT = Path(__file__).resolve().parents[3] / "shared" / "compat" / "canal" / "adapter-conf" / "rdb" / "mytest_user.yml"
+# The project root's sibling ../shared holds canal's sample files, which must load unchanged.
+COMPAT = Path(__file__).resolve().parents[3] / "shared/compat/canal/adapter-conf/rdb/mytest_user.yml"
 
 
 def header(task: str = "m.yml") -> MappingHeader:
