@@ -184,6 +184,7 @@ def test_etl_and_count(src: Source, mysql_db: str, es_url: str, es_index_prefix:
     assert_synced(w, m)
     w.client.refresh(m.index)
     assert w.count(m) == 50
+    assert w.count_info(m) == {"esIndex": m.index, "count": 50}  # type: ignore[attr-defined]
     # etlCondition with params: only rows from the 15th on are (re)loaded
     partial = w.etl(m, ["2020-01-15 00:00:00"], lambda n: None)  # type: ignore[attr-defined]
     assert partial.succeeded and 0 < partial.rows < 50

@@ -227,6 +227,10 @@ class EsWriter(Writer):
         m: EsMapping = mapping
         return self.client.count(m.index, relation_query(m))
 
+    def count_info(self, mapping: Any) -> dict[str, Any]:
+        """canal's /count JSON for ES: ``{"esIndex": ..., "count": ...}``."""
+        return {"esIndex": mapping.index, "count": self.count(mapping)}
+
 
 def relation_query(m: EsMapping) -> dict[str, Any] | None:
     """Documents of the mapping's relation: ``term`` on the join field (real ES), or on its ``name``
