@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from adapter.sqlmap.model import FieldSpec, TableRef
+from adapter.sqlmap.model import ColumnRef, FieldSpec, TableRef
 from adapter.sqlmap.queries import after_key, column, key_predicate, literal
 
 #: Result columns ``__key0``, ``__key1``... carry the main table's key in back-query results.
@@ -87,11 +87,35 @@ class MappingSql:
         q.set("expressions", items)
         if condition is not None:
             q = q.where(condition, copy=False)
+            self._push_into_subqueries(q, condition)
         if order_by_key:
             q = q.order_by(*[k.copy() for k in keys], copy=False)
         if limit is not None:
             q = q.limit(limit, copy=False)
         return str(q.sql("mysql"))
+
+    def _push_into_subqueries(self, q: exp.Select, condition: exp.Expr) -> None:
+        """``x.col IN (...)`` where a grouped sub-query joins on ``x.col``: repeat the IN on the
+        sub-query's inner column, so the database aggregates only the rows needed instead of
+        materialising the whole derived table for every back-query (same result: other inner
+        rows could never join)."""
+        if not isinstance(condition, exp.In) or not isinstance(condition.this, exp.Column):
+            return
+        target = ColumnRef(condition.this.table.lower(), condition.this.name.lower())
+        for ref in self.tables:
+            if ref.subquery is None or len(ref.join_keys) != 1 or ref.join_keys[0].other != target:
+                continue
+            for join in q.args.get("joins") or []:
+                node = join.this
+                if isinstance(node, exp.Subquery) and node.alias.lower() == ref.alias:
+                    inner: exp.Select = node.this
+                    inner_from = inner.args.get("from_") or inner.args.get("from")
+                    if inner_from is None:
+                        continue
+                    inner_alias = inner_from.this.alias_or_name
+                    pushed = exp.In(this=column(inner_alias, ref.join_keys[0].column),
+                                    expressions=[e.copy() for e in condition.expressions])
+                    node.set("this", inner.where(pushed, copy=False))
 
     def key_columns(self, names: Sequence[str]) -> list[exp.Column]:
         """Main-table key columns as qualified column expressions."""

@@ -141,3 +141,13 @@ def test_evaluate(sql: str, row: dict[str, object], expected: object) -> None:
 def test_not_evaluable(sql: str, row: dict[str, object]) -> None:
     with pytest.raises(NotEvaluable):
         evaluate(_expr(sql), lower_row(row), "a")
+
+
+def test_key_predicate_is_repeated_inside_a_grouped_subquery() -> None:
+    m = parse_mapping_sql("select a.id as _id, c.labels from user a left join (select l.user_id, "
+                          "group_concat(l.label) as labels from label l where l.x = 1 or l.y = 2 group by l.user_id) c "
+                          "on c.user_id = a.id")
+    sql = m.select_by_keys(["id"], [(1,), (2,)])
+    assert "WHERE (l.x = 1 OR l.y = 2) AND l.`user_id` IN (1, 2) GROUP BY l.user_id" in sql
+    assert sql.endswith("WHERE a.`id` IN (1, 2)")
+    assert "l.`user_id` IN" not in m.select_page(["id"], (5,), 10)  # keyset pages are left alone
