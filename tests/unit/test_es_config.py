@@ -134,3 +134,14 @@ def test_timezones() -> None:
     assert parse_timezone("UTC") == dt.timezone.utc
     assert parse_timezone("GMT-05:30").utcoffset(None) == -dt.timedelta(hours=5, minutes=30)
     assert parse_timezone("Asia/Shanghai").utcoffset(dt.datetime(2020, 1, 1)) == dt.timedelta(hours=8)
+
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "mappings" / "es7"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yml")), ids=lambda p: p.name)
+def test_shipped_examples_load(path: pathlib.Path) -> None:
+    raw = yaml.safe_load(path.read_text())
+    m = Es7Writer.parse_mapping(MappingHeader(path.name, str(path), raw["dataSourceKey"], raw["destination"],
+                                              raw.get("groupId"), None), {"esMapping": raw["esMapping"]}, CTX)
+    assert m.source_tables()
