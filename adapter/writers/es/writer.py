@@ -97,7 +97,8 @@ class EsWriter(Writer):
             return
         resolved = self._resolve_pk(ops)
         for attempt in (1, 2):
-            entries = [self._entry(op) for op in resolved]
+            types: dict[str, dict[str, str]] = {}  # one mapping lookup per index per send
+            entries = [self._entry(op, types) for op in resolved]
             try:
                 self.client.bulk(entries, max_actions=max_actions)
                 return
@@ -108,11 +109,13 @@ class EsWriter(Writer):
                             extra={"indices": sorted(e.indices), "problem": str(e)})
                 self.client.invalidate(e.indices)
 
-    def _entry(self, op: Op) -> BulkEntry:
+    def _entry(self, op: Op, types: dict[str, dict[str, str]]) -> BulkEntry:
         m = op.mapping
         source = None
         if op.doc is not None and m is not None:
-            source = self.converter.doc(op.doc, self.client.field_types(op.index), m.obj_fields)
+            if op.index not in types:
+                types[op.index] = self.client.field_types(op.index)
+            source = self.converter.doc(op.doc, types[op.index], m.obj_fields)
         doc_type = m.type if m is not None and m.type and self.client.server_major() <= 6 else None
         kind = "update" if op.kind not in (INDEX, DELETE) else op.kind
         return BulkEntry(bulk_lines(op, source, doc_type=doc_type), kind, op.index, op.id)
