@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import shutil
 import signal
 import socket
@@ -159,39 +160,62 @@ def redis_client(port: int | None = None, **kw: Any) -> redis.Redis:
 
 
 # ---------------------------------------------------------------- a private redis-server (never the shared one)
-def free_port() -> int:
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port(cluster: bool = False) -> int:
+    """A free TCP port; for Cluster one below 55536 whose bus port (+10000) is free too."""
+    if not cluster:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 class PrivateRedis:
     """A daemonized redis-server in ``directory`` on a free port, with AOF so a restart keeps data."""
 
-    def __init__(self, directory: Path, *extra: str, port: int | None = None) -> None:
+    def __init__(self, directory: Path, *extra: str, port: int | None = None, conf: Path | None = None,
+                 persist: bool = True) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.extra = list(extra)
+        self.conf = conf  # a config file first on the command line (sentinel mode needs a writable one)
+        self.persist = persist
         self.pid: int | None = None
 
     @staticmethod
     def available() -> bool:
         return shutil.which("redis-server") is not None
 
-    def start(self, client_kw: dict[str, Any] | None = None) -> None:
+    def start(self, client_kw: dict[str, Any] | None = None, ready_port: int | None = None) -> None:
         pidfile = self.dir / "redis.pid"
         pidfile.unlink(missing_ok=True)
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize", "yes",
-                "--dir", str(self.dir), "--pidfile", str(pidfile), "--logfile", str(self.dir / "redis.log"),
-                "--appendonly", "yes", "--appendfsync", "always", "--save", "", *self.extra]
-        subprocess.run(args, check=True, timeout=30)
+        args = ["redis-server", *([str(self.conf)] if self.conf else []), "--port", str(self.port),
+                "--bind", "127.0.0.1", "--daemonize", "yes", "--dir", str(self.dir), "--pidfile", str(pidfile),
+                "--logfile", str(self.dir / "redis.log")]
+        if self.persist:
+            args += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+        subprocess.run([*args, *self.extra], check=True, timeout=30)
         end = time.monotonic() + 30
         while time.monotonic() < end:
             if pidfile.exists() and pidfile.read_text().strip():
                 self.pid = int(pidfile.read_text().strip())
                 try:
-                    if redis_client(self.port, socket_timeout=1, **(client_kw or {})).ping():
+                    client = redis_client(ready_port or self.port, socket_timeout=1, **(client_kw or {}))
+                    if client.ping():
+                        client.close()
                         return
                 except redis.RedisError:
                     pass
