@@ -103,8 +103,15 @@ def actual(w: EsWriter, mapping: Any) -> dict[str, tuple[str | None, dict[str, A
     from adapter.writers.es.writer import relation_query
 
     query = relation_query(mapping) or {"match_all": {}}
-    _, body = w.client.call("POST", f"/{mapping.index}/_search", {"size": 10000, "query": query}, ok=(404,))
-    hits = ((body or {}).get("hits") or {}).get("hits") or []
+    status, body = w.client.call("POST", f"/{mapping.index}/_search?scroll=1m",
+                                 {"size": 5000, "query": query}, ok=(404,))
+    hits: list[dict[str, Any]] = []
+    while status < 300:
+        page = ((body or {}).get("hits") or {}).get("hits") or []
+        hits.extend(page)
+        if not page or not body.get("_scroll_id"):
+            break
+        status, body = w.client.call("POST", "/_search/scroll", {"scroll": "1m", "scroll_id": body["_scroll_id"]})
     out = {}
     for h in hits:
         routing = h.get("_routing")
@@ -118,4 +125,9 @@ def actual(w: EsWriter, mapping: Any) -> dict[str, tuple[str | None, dict[str, A
 
 def assert_synced(w: EsWriter, mapping: Any) -> None:
     exp, act = expected(w, mapping), actual(w, mapping)
-    assert act == exp, (act, exp)
+    if act != exp:
+        missing = sorted(set(exp) - set(act))[:10]
+        extra = sorted(set(act) - set(exp))[:10]
+        wrong = [(k, act[k], exp[k]) for k in sorted(set(act) & set(exp)) if act[k] != exp[k]][:5]
+        raise AssertionError(f"index differs from the source: {len(exp)} expected, {len(act)} found; "
+                             f"missing {missing}; extra {extra}; different {wrong}")
