@@ -189,3 +189,16 @@ def test_etl_and_count(src: Source, mysql_db: str, es_url: str, es_index_prefix:
     partial = w.etl(m, ["2020-01-15 00:00:00"], lambda n: None)  # type: ignore[attr-defined]
     assert partial.succeeded and 0 < partial.rows < 50
     w.close()
+
+
+def test_truncate_of_the_main_table(src: Source, mysql_db: str, es_url: str, es_index_prefix: str) -> None:
+    ctx = context(mysql_db)
+    w = make_writer(Es7Writer, es_url, ctx)
+    m = load(Es7Writer, ctx, compat_body("es7/mytest_user.yml", es_index_prefix + "trunc"))
+    before = src.insert("user", "(1,'a',NULL,NULL,NULL,NULL,NULL,NULL,NULL)", "1=1")
+    src.execute("TRUNCATE TABLE user")
+    after = src.insert("user", "(2,'b',NULL,NULL,NULL,NULL,NULL,NULL,NULL)", "1=1")
+    write(w, m, before, src.dml("user", "TRUNCATE", []), after)  # one batch: insert, truncate, insert
+    assert_synced(w, m)
+    assert set(__import__("es_support").actual(w, m)) == {"2"}
+    w.close()

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from adapter.dml import Dml
+from adapter.dml import TRUNCATE, Dml
 from adapter.errors import CanalError, FatalError
 from adapter.sqlmap import SourceDb, etl_condition, result_key
 from adapter.writers.base import EtlResult, MappingHeader, Routed, Writer, WriterConfig, WriterContext, chunks
@@ -69,18 +69,39 @@ class EsWriter(Writer):
 
     # ---------------------------------------------------------------- stream
     def write(self, items: Sequence[Routed]) -> None:
-        groups: dict[int, tuple[EsMapping, list[Dml]]] = {}
+        """One ordered bulk per batch; a TRUNCATE of a main table splits the batch around a delete-by-query."""
+        segments: list[dict[int, tuple[EsMapping, list[Dml]]] | EsMapping] = [{}]
         for it in items:
-            if not isinstance(it.mapping, EsMapping) or it.dml.is_ddl:
+            m, d = it.mapping, it.dml
+            if not isinstance(m, EsMapping) or d.is_ddl:
                 continue
-            groups.setdefault(id(it.mapping), (it.mapping, []))[1].append(it.dml)
-        if not groups:
-            return
+            if d.type == TRUNCATE:
+                refs = m.sql.tables_for(d.database, d.table)
+                if any(r.is_main for r in refs):
+                    segments += [m, {}]
+                elif refs:
+                    log.warning("TRUNCATE of a joined table: documents keep its old values until an ETL",
+                                extra={"mapping_file": m.header.file, "table": d.table})
+                continue
+            seg = segments[-1]
+            assert isinstance(seg, dict)
+            seg.setdefault(id(m), (m, []))[1].append(d)
         with self.lock:
-            ops: list[Op] = []
-            for mapping, dmls in groups.values():
-                ops.extend(self.ops_for(mapping, dmls))
-            self.send(ops)
+            for seg in segments:
+                if isinstance(seg, EsMapping):
+                    self.truncate(seg)
+                    continue
+                ops: list[Op] = []
+                for mapping, dmls in seg.values():
+                    ops.extend(self.ops_for(mapping, dmls))
+                self.send(ops)
+
+    def truncate(self, m: EsMapping) -> None:
+        """The main table was emptied: delete the mapping's documents (its relation only, if any)."""
+        self.client.refresh(m.index)  # delete-by-query only sees refreshed documents
+        query = relation_query(m) or {"match_all": {}}
+        self.client.call("POST", f"/{m.index}/_delete_by_query?conflicts=proceed&refresh=true", {"query": query},
+                         ok=(404,))
 
     def ops_for(self, mapping: EsMapping, dmls: Sequence[Dml]) -> list[Op]:
         """Plan and resolve one mapping's share of a batch (back-queries batched per batch)."""
