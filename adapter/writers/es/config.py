@@ -98,7 +98,7 @@ def parse_es_mapping(header: MappingHeader, raw: Mapping[str, Any], context: Wri
     sql_text = text("sql", required=True)
     assert sql_text is not None
     ds = context.data_sources.get(header.data_source_key) if header.data_source_key else None
-    default_db = ds.database if ds is not None and ds.database else None
+    default_db = (ds.database or _url_database(ds.url)) if ds is not None else None
     msql = parse_mapping_sql(sql_text, source=src, key="esMapping.sql", default_database=default_db)
     for t in msql.tables:
         if not t.database and not default_db:
@@ -146,6 +146,15 @@ def parse_es_mapping(header: MappingHeader, raw: Mapping[str, Any], context: Wri
     return EsMapping(header=header, index=index, type=type_, id_field=id_field, pk_field=pk_field, upsert=upsert,
                      sql=msql, obj_fields=obj_fields, relation=relation, skips=skips,
                      etl_condition=text("etlCondition"), commit_batch=commit, direct=direct)
+
+
+def _url_database(url: str) -> str | None:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).database or None
+    except Exception:  # not a SQLAlchemy URL: the node validates URLs; no default database then
+        return None
 
 
 def _obj_fields(raw: Any, src: str, select_field: Any) -> dict[str, ObjField]:
