@@ -132,3 +132,27 @@ def test_etl_failure_is_reported_not_raised() -> None:
     m = mapping(Es7Writer, _id="_id", sql="select a.id as _id, b.x from user a left join role b on b.id = a.rid")
     result = w.etl(m, [], lambda n: None)  # type: ignore[attr-defined]
     assert not result.succeeded and "i etl failed! ==>" in (result.error_message or "")
+
+
+class TruncRest(Rest):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                content_type: str = "application/json") -> tuple[int, Any]:
+        self.paths.append(path.split("?")[0])
+        if "_delete_by_query" in path or path.endswith("_refresh"):
+            return 200, {}
+        return super().request(method, path, body, content_type)
+
+
+def test_truncate_of_the_main_table_splits_the_batch() -> None:
+    rest = TruncRest()
+    w = writer(Es7Writer, rest)
+    m = mapping(Es7Writer, _id="_id", sql="select a.id as _id, a.flag from user a")
+    trunc = Dml("example", "g1", "db", "user", "TRUNCATE")
+    w.write([Routed(m, dml("INSERT", [{"id": 1, "flag": 1}])), Routed(m, trunc),
+             Routed(m, dml("INSERT", [{"id": 2, "flag": 1}]))])
+    order = [p for p in rest.paths if p in ("/_bulk", "/i/_refresh", "/i/_delete_by_query")]
+    assert order == ["/_bulk", "/i/_refresh", "/i/_delete_by_query", "/_bulk"]
