@@ -20,6 +20,9 @@ def test_varint_negative_int32_is_ten_bytes() -> None:
     assert varint(-7) == pb.Column(sqlType=-7).SerializeToString()[1:]
     assert len(varint(-7)) == 10
     assert varint(300) == b"\xac\x02"
+    assert varint(0) == b"\x00"
+    for n in (1, 127, 128, 16383, 16384, 2**21 - 1, 2**21, 2**28 - 1, 2**28, 2**63 - 1):
+        assert varint(n) == pb.TransactionBegin(threadId=n).SerializeToString()[1:], n
 
 
 def test_header_matches_generated_code() -> None:

@@ -7,7 +7,8 @@ TRANSACTIONBEGIN/END headers carry no eventType, exactly as canal writes them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from adapter.protocol import EntryProtocol_pb2 as pb
 from adapter.server.binlog.pbwire import f_bytes, f_int, f_msg, f_str, f_varint
@@ -20,6 +21,18 @@ _VERSION = f_varint(1, 1)
 _ENCODE_SOURCE = f_str(5, "UTF-8")
 _SOURCE_MYSQL = f_varint(7, pb.MYSQL)
 _LOGFILE_CACHE: dict[str, bytes] = {}
+_NAMES_CACHE: dict[tuple[str, str], bytes] = {}
+_TEXT_CACHE: dict[tuple[int, str], bytes] = {}
+_LAST_TIME: list[tuple[int, bytes]] = [(-1, b"")]
+
+
+def _cached(cache: dict[Any, bytes], key: Any, make: Callable[[], bytes]) -> bytes:
+    value = cache.get(key)
+    if value is None:
+        if len(cache) > 4096:
+            cache.clear()
+        value = cache[key] = make()
+    return value
 
 
 def pair(key: str, value: str) -> bytes:
@@ -44,25 +57,24 @@ def header(
     gtid: str = "",
 ) -> bytes:
     """A serialized Header; ``offset`` is the event's start offset (log_pos - event length)."""
-    head = _LOGFILE_CACHE.get(logfile)
-    if head is None:
-        if len(_LOGFILE_CACHE) > 64:
-            _LOGFILE_CACHE.clear()
-        head = _LOGFILE_CACHE[logfile] = _VERSION + f_str(2, logfile)
+    # consecutive events share most header fields: cache their encodings
+    head = _cached(_LOGFILE_CACHE, logfile, lambda: _VERSION + f_str(2, logfile))
+    last_ms, time_field = _LAST_TIME[0]
+    if last_ms != execute_ms:
+        time_field = _ENCODE_SOURCE + f_int(6, execute_ms) + _SOURCE_MYSQL
+        _LAST_TIME[0] = (execute_ms, time_field)
     return b"".join(
         (
             head,
             f_int(3, offset),
-            f_int(4, server_id),
-            _ENCODE_SOURCE,
-            f_int(6, execute_ms),
-            _SOURCE_MYSQL,
-            f_str(8, schema),
-            f_str(9, table),
+            _cached(_TEXT_CACHE, (4, str(server_id)), lambda: f_int(4, server_id)),
+            time_field,
+            _cached(_NAMES_CACHE, (schema, table), lambda: f_str(8, schema) + f_str(9, table)) if schema or table
+            else b"",
             f_int(10, event_length),
             b"" if event_type is None else f_varint(11, event_type),
-            _pairs(12, props),
-            f_str(13, gtid),
+            _pairs(12, props) if props else b"",
+            _cached(_TEXT_CACHE, (13, gtid), lambda: f_str(13, gtid)) if gtid else b"",
         )
     )
 

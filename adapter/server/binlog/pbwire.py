@@ -28,6 +28,10 @@ def varint(value: int) -> bytes:
     """The varint encoding of ``value`` (negative numbers as 64-bit two's complement)."""
     if 0 <= value < 16384:
         return _VARINT_CACHE[value]
+    if 0 < value < 0x10000000:
+        if value < 0x200000:
+            return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
+        return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14 & 0x7F | 0x80, value >> 21))
     return _varint_slow(value)
 
 

@@ -12,7 +12,7 @@ import datetime
 from collections.abc import Sequence
 
 from adapter.protocol import EntryProtocol_pb2 as pb
-from adapter.server.binlog.pbwire import f_int, f_str, f_varint, varint
+from adapter.server.binlog.pbwire import _VARINT_CACHE, f_int, f_str, f_varint, varint
 from adapter.server.binlog.tabledef import TableDef
 from adapter.server.binlog.typemap import mysql_type, sql_type
 from adapter.server.binlog.values import Decoder, make_decoder
@@ -40,8 +40,11 @@ class RowCodec:
         ]
         # heads[updated][i]: static prefix + updated flag + isNull=false + value tag
         self._heads = ([p + _NOT_NULL + _VALUE for p in pre], [p + _UPDATED + _NOT_NULL + _VALUE for p in pre])
-        self._nulls = ([p + _NULL for p in pre], [p + _UPDATED + _NULL for p in pre])
         self._suffix = [f_str(10, mt) for mt in self.mysql_types]
+        # NULL columns are fully static: pre-encode them with their length prefix
+        null_bodies = ([p + _NULL + s for p, s in zip(pre, self._suffix, strict=True)],
+                       [p + _UPDATED + _NULL + s for p, s in zip(pre, self._suffix, strict=True)])
+        self._nulls = tuple([varint(len(b)) + b for b in bodies] for bodies in null_bodies)
         self._present: dict[bytes, tuple[int, ...]] = {}
 
     def present(self, bitmap: bytes) -> tuple[int, ...]:
@@ -75,20 +78,21 @@ class RowCodec:
     ) -> int:
         """Append one image's Column messages to ``out``; return the bytes appended."""
         heads, nulls, suffix = self._heads, self._nulls, self._suffix
+        vc = _VARINT_CACHE
         total = 0
         for k, i in enumerate(idxs):
             upd = updated if isinstance(updated, bool) else updated[k]
             v = vals[k]
             if v is None:
-                body = nulls[upd][i] + suffix[i]
-                vi = varint(len(body))
-                out += (tag, vi, body)
-                total += 1 + len(vi) + len(body)
+                lp_body = nulls[upd][i]
+                out += (tag, lp_body)
+                total += 1 + len(lp_body)
             else:
                 head, suf = heads[upd][i], suffix[i]
-                lv = varint(len(v))
-                size = len(head) + len(lv) + len(v) + len(suf)
-                vi = varint(size)
+                n = len(v)
+                lv = vc[n] if n < 16384 else varint(n)
+                size = len(head) + len(lv) + n + len(suf)
+                vi = vc[size] if size < 16384 else varint(size)
                 out += (tag, vi, head, lv, v, suf)
                 total += 1 + len(vi) + size
         return total
@@ -118,6 +122,6 @@ class RowCodec:
                 else:
                     changed = [i not in before or before[i] != a for i, a in zip(idxs2, after, strict=True)]
                 size += self._columns(out, _AFTER, idxs2, after, changed)
-            out[slot + 1] = varint(size)
+            out[slot + 1] = _VARINT_CACHE[size] if size < 16384 else varint(size)
             rows += 1
         return out, rows

@@ -5,6 +5,11 @@ with ``gtid_on``, at a MariaDB GTID state) and iterates normalized events. The d
 wraps ``BinLogStreamReader`` with the library's silent reconnect switched off (the parser
 reconnects itself from its own last boundary), the MariaDB GTID dump-packet length fixed, and
 rows events handed over *undecoded* (the parser decodes row images itself, see rowcodec).
+
+TABLE_MAP parsing is most of the library's cost for small transactions, and a table's map is the
+same bytes in every transaction: importing this module makes the library's TABLE_MAP class a
+caching subclass (keyed by the event's exact bytes, so the result is identical). This, like
+``MYSQL_EXPECTED_ERROR_CODES = []``, is process-wide.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication import event as _ev
 from pymysqlreplication import row_event as _rows
 from pymysqlreplication.constants import BINLOG
+from pymysqlreplication.event import BinLogEvent
+from pymysqlreplication.packet import BinLogPacketWrapper
 
 from adapter.server.binlog.tabledef import TableDef, table_from_library
 
@@ -101,10 +108,39 @@ class _Reader(BinLogStreamReader):  # type: ignore[misc]
         return struct.pack("<i", len(packet) - 4) + packet[4:]
 
 
+_TM_FIELDS = ("table_id", "flags", "schema_length", "schema", "table_length", "table", "column_count", "columns",
+              "dbms", "null_bitmask", "table_obj", "optional_metadata")
+_TM_CACHE: dict[tuple[Any, ...], list[Any]] = {}  # key → [parsed fields, TableDef | None]
+
+
+class CachedTableMapEvent(_rows.TableMapEvent):  # type: ignore[misc]
+    """TableMapEvent that reuses the parse of an identical earlier TABLE_MAP (same id, same layout)."""
+
+    def __init__(self, from_packet: Any, event_size: int, table_map: Any, ctl_connection: Any, **kwargs: Any) -> None:
+        raw = from_packet.packet
+        key = (raw._data[raw._position : raw._position + event_size], kwargs.get("optional_meta_data"),
+               kwargs.get("freeze_schema"), kwargs.get("only_tables"), kwargs.get("ignored_tables"),
+               kwargs.get("only_schemas"), kwargs.get("ignored_schemas"))
+        hit = _TM_CACHE.get(key)
+        if hit is None:
+            super().__init__(from_packet, event_size, table_map, ctl_connection, **kwargs)
+            if self._processed:
+                if len(_TM_CACHE) > 4096:
+                    _TM_CACHE.clear()
+                self.cache_entry = _TM_CACHE[key] = [{f: getattr(self, f) for f in _TM_FIELDS}, None]
+            return
+        BinLogEvent.__init__(self, from_packet, event_size, table_map, ctl_connection, **kwargs)
+        self.__dict__.update(hit[0])
+        self.cache_entry = hit
+        table_map[self.table_id] = self.table_obj
+
+
+BinLogPacketWrapper._BinLogPacketWrapper__event_map[BINLOG.TABLE_MAP_EVENT] = CachedTableMapEvent
+
 _ONLY_EVENTS = [
     _ev.RotateEvent, _ev.FormatDescriptionEvent, _ev.QueryEvent, _ev.XidEvent, _ev.GtidEvent,
     _ev.MariadbGtidEvent, _ev.XAPrepareEvent, _ev.HeartbeatLogEvent, _ev.NotImplementedEvent,
-    _rows.TableMapEvent, _rows.WriteRowsEvent, _rows.UpdateRowsEvent, _rows.DeleteRowsEvent,
+    CachedTableMapEvent, _rows.WriteRowsEvent, _rows.UpdateRowsEvent, _rows.DeleteRowsEvent,
     _rows.PartialUpdateRowsEvent,
 ]
 
@@ -168,9 +204,15 @@ def normalize(ev: Any) -> BinlogEvent:
         out.end = raw._position + (ev.event_size - pk.read_bytes)
         out.bitmap = ev.columns_present_bitmap
         out.bitmap2 = getattr(ev, "columns_present_bitmap2", b"") if kind == ROWS_UPDATE else b""
-    elif cls is _rows.TableMapEvent:
+    elif cls is CachedTableMapEvent or cls is _rows.TableMapEvent:
         out.kind = TABLE_MAP
-        out.table = table_from_library(ev)
+        entry = getattr(ev, "cache_entry", None)
+        table = entry[1] if entry is not None else None
+        if table is None:
+            table = table_from_library(ev)
+            if entry is not None:
+                entry[1] = table
+        out.table = table
     elif cls is _ev.XidEvent:
         out.kind = XID
         out.xid = ev.xid
