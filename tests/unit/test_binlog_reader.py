@@ -274,8 +274,9 @@ def test_stats_object_is_shared() -> None:
     log = Log()
     stats = ParserStats()
     factory, sink = Factory([*log.txn(1, 2), Block()]), Sink()
-    p = parser(factory, sink, stats=stats)
+    p = parser(factory, sink, stats=stats, clock=lambda: TS + 2.5)
     p.start(START)
     sink.wait_for(4)
     p.stop()
     assert p.stats is stats and stats.rows == 2 and stats.events == 5
+    assert stats.delay_ms == 2500

@@ -46,6 +46,7 @@ class ParserStats:
     transactions: int = 0
     last_execute_time_ms: int = 0
     reconnects: int = 0
+    delay_ms: int = 0  # wall clock minus the commit time of the last transaction put into the sink
 
 
 def _normalize_type(text: str) -> str:

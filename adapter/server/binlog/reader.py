@@ -200,6 +200,7 @@ class BinlogParser:
                     if last.boundary:
                         self.position = last.position
                         emitted_in_txn = 0
+                        self.stats.delay_ms = max(0, int(self._clock() * 1000) - last.position.timestamp)
                     else:
                         emitted_in_txn += len(out)
                     delay = self._backoff[0]
