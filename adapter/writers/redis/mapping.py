@@ -10,6 +10,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlglot import exp
@@ -112,6 +113,23 @@ class RedisMapping:
 
     def key_pattern(self) -> str:
         return self.key.pattern(self.prefix)
+
+    @cached_property
+    def plain_columns(self) -> dict[str, str]:
+        """Field name → main-table column, for fields that are a plain main-table column (fast path)."""
+        main = self.sql.main.alias
+        return {f.name: f.column.column for f in self.sql.fields if f.column is not None and f.column.alias == main}
+
+    @cached_property
+    def fields_by_main_column(self) -> dict[str, frozenset[str]]:
+        """Main-table column → names of the fields whose expression reads it."""
+        main = self.sql.main.alias
+        out: dict[str, set[str]] = {}
+        for f in self.sql.fields:
+            for c in f.columns:
+                if c.alias == main:
+                    out.setdefault(c.column, set()).add(f.name)
+        return {k: frozenset(v) for k, v in out.items()}
 
 
 def _text(body: Mapping[str, Any], name: str, src: str, *, required: bool = False) -> str | None:

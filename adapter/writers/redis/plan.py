@@ -123,8 +123,8 @@ class Planner:
         main = self.m.main
         if not self.m.sql.touches(main, changed):
             return None
-        fields = {f.name for f in self.m.sql.fields
-                  if any(c.alias == main.alias and c.column in changed for c in f.columns)}
+        by_col = self.m.fields_by_main_column
+        fields = {f for c in changed for f in by_col.get(c, ())}
         # a changed join column re-targets a joined row: its fields (and those joined through it) change
         rejoined = self._dependents({(main.alias, c) for c in changed})
         fields |= {f.name for alias in rejoined for f in self.m.sql.fields_of(alias)}
@@ -208,10 +208,20 @@ class Planner:
                          "template uses computed fields, so rows cannot be read back; key on plain columns")
 
     def _evaluate(self, specs: Sequence[FieldSpec], row: Mapping[str, Any]) -> dict[str, Any] | None:
+        plain = self.m.plain_columns
+        out: dict[str, Any] = {}
         try:
-            return {f.name: evaluate(f.expr, row, self.main_alias) for f in specs}
+            for f in specs:
+                col = plain.get(f.name)
+                if col is None:
+                    out[f.name] = evaluate(f.expr, row, self.main_alias)
+                elif col in row:  # plain column: a dict lookup, no expression walk
+                    out[f.name] = row[col]
+                else:
+                    return None
         except NotEvaluable:
             return None
+        return out
 
     def _keys(self, rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
         specs = list(self.m.key_fields.values())
