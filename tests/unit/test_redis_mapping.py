@@ -106,3 +106,19 @@ def test_missing_section_and_unknown_database() -> None:
         parse(BASE, ds=None)
     m = parse({**BASE, "sql": "select a.id from other.user a"}, ds=None)
     assert m.source_tables() == frozenset({("other", "user")})
+
+
+def test_example_mappings_load() -> None:
+    import pathlib
+
+    import yaml
+
+    files = sorted((pathlib.Path(__file__).parents[2] / "mappings" / "redis").glob("*.yml"))
+    assert files
+    ctx = WriterContext(data_sources={"defaultDS": DataSource("defaultDS", "mysql+pymysql://u:p@h/mytest", "mytest")})
+    for f in files:
+        raw = yaml.safe_load(f.read_text())
+        h = MappingHeader(f.name, str(f), raw.pop("dataSourceKey"), raw.pop("destination"), raw.pop("groupId"),
+                          raw.pop("outerAdapterKey", None))
+        m = RedisWriter.parse_mapping(h, raw, ctx)
+        assert ("mytest", "user") in m.source_tables()

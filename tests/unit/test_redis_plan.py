@@ -29,13 +29,19 @@ def dml(type_: str, rows: list[dict[str, Any]], old: list[dict[str, Any]] | None
 
 
 class FakeFetch:
-    def __init__(self, *results: list[dict[str, Any]]) -> None:
+    """The source seam: canned results in order, every SQL recorded."""
+
+    def __init__(self, *results: list[dict[str, Any]], pk: tuple[str, ...] = ("id",)) -> None:
         self.results = list(results)
         self.sql: list[str] = []
+        self.pk = pk
 
-    def __call__(self, sql: str) -> list[dict[str, Any]]:
+    def fetch(self, sql: str) -> list[dict[str, Any]]:
         self.sql.append(sql)
         return self.results.pop(0) if self.results else []
+
+    def primary_key(self, database: str, table: str) -> tuple[str, ...]:
+        return self.pk
 
 
 SINGLE = {"sql": "select a.id, a.name, a.price, concat(a.name, '#', a.id) as label from user a", "key": "u:{id}"}
@@ -147,3 +153,16 @@ def test_reading_back_without_a_source_is_fatal() -> None:
 def test_ddl_and_other_types_are_ignored() -> None:
     d = Dml("example", None, "shop", "user", "ALTER", is_ddl=True, sql="alter table user add x int")
     assert Planner(mapping(**SINGLE), None).plan([d]) == []
+
+
+def test_joined_fan_out_is_read_in_keyset_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapter.writers.redis import plan as plan_mod
+
+    monkeypatch.setattr(plan_mod, "FANOUT_PAGE", 2)
+    m = mapping(**JOIN)
+    page1 = [{"id": 1, "name": "a", "role": "r", "__key0": 1}, {"id": 2, "name": "b", "role": "r", "__key0": 2}]
+    page2 = [{"id": 3, "name": "c", "role": "r", "__key0": 3}]
+    fetch = FakeFetch(page1, page2)
+    ops = list(Planner(m, fetch).iter_plan([dml(UPDATE, [{"id": 7, "name": "r"}], [{"name": "q"}], table="role")]))
+    assert [op.key for op in ops] == ["u:1", "u:2", "u:3"]
+    assert len(fetch.sql) == 2 and "LIMIT 2" in fetch.sql[0] and "a.`id` > 2" in fetch.sql[1]

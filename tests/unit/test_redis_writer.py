@@ -133,3 +133,11 @@ def test_truncate_of_main_table_removes_the_mappings_keys_in_order() -> None:
     assert fake.keys == {"p:u:2", "other:1"}
     assert w.count(m) == 1
     assert w.count_info(m) == {"redisKeyPattern": "p:u:*", "count": 1}
+
+
+def test_a_huge_batch_is_split_into_ordered_pipelines() -> None:
+    fake = FakeRedis()
+    w, m = make(fake, pipelineMaxCommands=7)
+    w.write([Routed(m, ins(1, 2, 3, 4, 5))])  # 3 commands per row (DEL, HSET, EXPIRE)
+    assert [len(c) for _, c in fake.pipelines] == [9, 6]
+    assert fake.keys == {f"p:u:{i}" for i in range(1, 6)}

@@ -30,7 +30,7 @@ _KNOWN = {
     "mode", "hosts", "host", "port", "db", "username", "password",
     "ssl", "ssl.ca", "ssl.cert", "ssl.key", "ssl.verify",
     "sentinel.master", "sentinel.username", "sentinel.password",
-    "connectTimeout", "socketTimeout", "transaction",
+    "connectTimeout", "socketTimeout", "transaction", "pipelineMaxCommands",
 }  # fmt: skip
 
 
@@ -112,6 +112,8 @@ class RedisSettings:
     connect_timeout: float = 5.0
     socket_timeout: float = 10.0
     transaction: bool = True
+    #: a batch above this many commands is sent as several pipelines (bounded memory)
+    pipeline_max_commands: int = 50000
 
     @classmethod
     def parse(cls, hosts: str | None, properties: Mapping[str, Any], source: str = "application.yml") -> RedisSettings:
@@ -157,6 +159,7 @@ class RedisSettings:
             socket_timeout=_num(p.get("socketTimeout", 10), "socketTimeout", source, lo=0.001),
             # MULTI/EXEC cannot span hash slots, so Cluster defaults to plain pipelines
             transaction=_bool(p.get("transaction", mode != CLUSTER), "transaction", source),
+            pipeline_max_commands=int(_num(p.get("pipelineMaxCommands", 50000), "pipelineMaxCommands", source, lo=1)),
         )  # fmt: skip
 
     def describe(self) -> dict[str, Any]:

@@ -19,9 +19,9 @@ All read-backs of a batch are grouped: one query per mapping and kind (chunked),
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from adapter.dml import DELETE, INSERT, UPDATE, Dml
 from adapter.errors import FatalError
@@ -31,9 +31,18 @@ from adapter.writers.redis.mapping import RedisMapping
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[str], list[dict[str, Any]]]
 #: Values per IN (...) list of one back-query.
 QUERY_CHUNK = 500
+#: Documents per page when a joined-table change fans out (keyset over the main table's key).
+FANOUT_PAGE = 1000
+
+
+class Source(Protocol):
+    """The source database seam (``adapter.sqlmap.SourceDb`` satisfies it)."""
+
+    def fetch(self, sql: str) -> list[dict[str, Any]]: ...
+
+    def primary_key(self, database: str, table: str) -> tuple[str, ...]: ...
 
 
 @dataclass
@@ -59,15 +68,20 @@ Slot = KeyOp | _MainRead | _JoinRead
 
 
 class Planner:
-    """Plans one mapping's share of a batch. ``fetch`` may be None for ``direct`` mappings."""
+    """Plans one mapping's share of a batch. ``source`` may be None for ``direct`` mappings."""
 
-    def __init__(self, mapping: RedisMapping, fetch: Fetch | None) -> None:
+    def __init__(self, mapping: RedisMapping, source: Source | None) -> None:
         self.m = mapping
-        self.fetch = fetch
+        self.source = source
         self.main_alias = mapping.main.alias
 
     # ------------------------------------------------------------------ entry point
     def plan(self, dmls: Sequence[Dml]) -> list[KeyOp]:
+        """All operations for ``dmls`` in order (see ``iter_plan`` for bounded memory)."""
+        return list(self.iter_plan(dmls))
+
+    def iter_plan(self, dmls: Sequence[Dml]) -> Iterator[KeyOp]:
+        """Operations in order; a joined-table fan-out is read and yielded page by page."""
         slots: list[Slot] = []
         joins: dict[str, _JoinRead] = {}
         for dml in dmls:
@@ -78,7 +92,7 @@ class Planner:
                     self._main_events(dml, slots)
                 else:
                     self._join_events(dml, ref, slots, joins)
-        return self._resolve(slots)
+        yield from self._resolve(slots)
 
     # ------------------------------------------------------------------ main table
     def _main_events(self, dml: Dml, slots: list[Slot]) -> None:
@@ -245,14 +259,25 @@ class Planner:
             "mapping_file": self.m.header.file, "table": f"{dml.database}.{dml.table}", "position": dml.position,
             "key_fields": {n: row.get(f.column.column) if f.column else None for n, f in self.m.key_fields.items()}})
 
-    def _fetch(self, sql: str) -> list[dict[str, Any]]:
-        if self.fetch is None:
+    def _source(self) -> Source:
+        if self.source is None:
             raise FatalError(f"{self.m.header.file}: this mapping needs the source database "
                              f"(dataSourceKey {self.m.header.data_source_key!r}) to read rows back")
-        return self.fetch(sql)
+        return self.source
+
+    def _fetch(self, sql: str) -> list[dict[str, Any]]:
+        return self._source().fetch(sql)
+
+    def _main_pk(self) -> tuple[str, ...]:
+        database, table = self.m.main.qualified(self.m.sql.default_database)
+        pk = self._source().primary_key(database, table)
+        if pk:
+            return pk
+        cols = [f.column.column for f in self.m.key_fields.values() if f.column is not None]
+        return tuple(dict.fromkeys(cols)) if len(cols) == len(self.m.key_fields) else ()
 
     # ------------------------------------------------------------------ read-backs
-    def _resolve(self, slots: list[Slot]) -> list[KeyOp]:
+    def _resolve(self, slots: list[Slot]) -> Iterator[KeyOp]:
         by_key: dict[tuple[tuple[str, ...], tuple[Any, ...]], list[dict[str, Any]]] = {}
         groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         for s in slots:
@@ -264,24 +289,42 @@ class Planner:
                 sql = self.m.sql.select_by_keys(cols, uniq[start:start + QUERY_CHUNK])
                 for row in self._fetch(sql):
                     by_key.setdefault((cols, _norm(result_key(row, len(cols)))), []).append(row)
-        ops: list[KeyOp] = []
         for s in slots:
             if isinstance(s, _MainRead):
                 rows = by_key.get((s.key_cols, _norm(s.key)), [])
                 if not rows and s.fallback_key is not None:
-                    ops.append(Delete(s.fallback_key))
+                    yield Delete(s.fallback_key)
                 for row in rows:
-                    ops += self._row_ops(row, s.patch_fields)
+                    yield from self._row_ops(row, s.patch_fields)
             elif isinstance(s, _JoinRead):
-                for start in range(0, len(s.images), QUERY_CHUNK):
-                    q = self.m.sql.select_affected(s.ref, s.images[start:start + QUERY_CHUNK], ())
-                    for row in self._fetch(q) if q else ():
-                        ops += self._row_ops(row, frozenset(s.fields))
+                yield from self._fan_out(s)
             else:
-                ops.append(s)
-        return ops
+                yield s
 
-    def _row_ops(self, row: dict[str, Any], patch_fields: frozenset[str] | None) -> list[KeyOp]:
+    def _fan_out(self, read: _JoinRead) -> Iterator[KeyOp]:
+        """Documents joined to these rows, in keyset pages over the main key (bounded memory)."""
+        fields = frozenset(read.fields)
+        pk: tuple[str, ...] | None = None
+        for start in range(0, len(read.images), QUERY_CHUNK):
+            cond = self.m.sql.affected_condition(read.ref, read.images[start:start + QUERY_CHUNK])
+            if cond is None:
+                continue
+            if pk is None:
+                pk = self._main_pk()
+            if not pk:  # no usable key to page on: one read
+                for row in self._fetch(self.m.sql.select(cond)):
+                    yield from self._row_ops(row, fields)
+                continue
+            after: tuple[Any, ...] | None = None
+            while True:
+                rows = self._fetch(self.m.sql.select_page(pk, after, FANOUT_PAGE, cond))
+                for row in rows:
+                    yield from self._row_ops(row, fields)
+                if len(rows) < FANOUT_PAGE:
+                    break
+                after = result_key(rows[-1], len(pk))
+
+    def _row_ops(self, row: Mapping[str, Any], patch_fields: frozenset[str] | None) -> list[KeyOp]:
         key = self.m.render_key(row)
         if key is None:
             return []

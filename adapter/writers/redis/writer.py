@@ -43,6 +43,25 @@ def source_engine(url: str) -> sa.Engine:
     return sa.create_engine(u, **kw)
 
 
+class _Pipelines:
+    """Collects a batch's commands; one pipeline unless the batch exceeds ``limit`` commands (a joined
+    table change fanning out to very many keys), then several, in order, so memory stays bounded."""
+
+    def __init__(self, target: RedisTarget, limit: int) -> None:
+        self.target, self.limit = target, limit
+        self.commands: list[Command] = []
+
+    def add(self, commands: Sequence[Command]) -> None:
+        self.commands += commands
+        if len(self.commands) >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.commands:
+            self.target.execute(self.commands)
+            self.commands = []
+
+
 class RedisWriter(Writer):
     """Caches rows in Redis from ``<conf>/redis/*.yml`` mappings (see docs/writers/redis.md)."""
 
@@ -86,46 +105,42 @@ class RedisWriter(Writer):
             db = self._dbs[ds.key] = self._source_db(ds.url)
         return db
 
-    def _fetch_for(self, mapping: RedisMapping) -> Callable[[str], list[dict[str, Any]]] | None:
+    def _source_for(self, mapping: RedisMapping) -> SourceDb | None:
         key = mapping.header.data_source_key
         if not key or key not in self.context.data_sources:
             return None  # direct mappings need no source; others fail with a clear FatalError when they read
-        return self.source(mapping).fetch
+        return self.source(mapping)
 
-    # ---------------------------------------------------------------- stream
     def write(self, items: Sequence[Routed]) -> None:
         with self.sync_lock:
-            commands: list[Command] = []
+            out = _Pipelines(self.target, self.settings.pipeline_max_commands)
             run: list[Routed] = []
             for it in items:
                 if not isinstance(it.mapping, RedisMapping):
                     continue
                 if it.dml.type == TRUNCATE:
-                    commands += self._commands(run)
+                    self._emit(run, out)
                     run = []
-                    self._truncate(it.mapping, it.dml, commands)
-                    commands = []
+                    out.flush()  # what came before the TRUNCATE lands first
+                    self._truncate(it.mapping, it.dml)
                 elif not it.dml.is_ddl:
                     run.append(it)
-            commands += self._commands(run)
-            self.target.execute(commands)
+            self._emit(run, out)
+            out.flush()
 
-    def _commands(self, items: Sequence[Routed]) -> list[Command]:
+    def _emit(self, items: Sequence[Routed], out: _Pipelines) -> None:
         groups: dict[int, tuple[RedisMapping, list[Dml]]] = {}
         for it in items:
             groups.setdefault(id(it.mapping), (it.mapping, []))[1].append(it.dml)
-        out: list[Command] = []
         for mapping, dmls in groups.values():
-            ops = Planner(mapping, self._fetch_for(mapping)).plan(dmls)
-            out += build(mapping, ops)
-        return out
+            for op in Planner(mapping, self._source_for(mapping)).iter_plan(dmls):
+                out.add(build(mapping, (op,)))
 
-    def _truncate(self, mapping: RedisMapping, dml: Dml, pending: list[Command]) -> None:
+    def _truncate(self, mapping: RedisMapping, dml: Dml) -> None:
         """TRUNCATE of the main table removes every key of the mapping (SCAN + DEL)."""
         refs = mapping.sql.tables_for(dml.database, dml.table)
         if not refs:
             return
-        self.target.execute(pending)  # what came before the TRUNCATE lands first
         if any(r.is_main for r in refs):
             n = etl_mod.delete_keys(self.target, mapping)
             log.info("main table truncated: mapping keys removed", extra={
