@@ -216,6 +216,8 @@ def test_large_transaction_arrives_in_pieces_with_one_boundary(mysql_conn: Any, 
         for i in range(100, 120):
             cur.execute(f"INSERT INTO {table} (id, v) VALUES (%s, 'x')", (i,))
     mysql_conn.commit()
-    events = sink.wait(lambda evs: bool(evs) and evs[-1].boundary)
+    events = sink.wait(lambda evs: len(ids(evs)) == 20 and evs[-1].boundary)
     assert ids(events) == list(range(100, 120))
-    assert [e.boundary for e in events].count(True) == 1
+    rows = [i for i, ev in enumerate(events) if ev.entry_type == pb.ROWDATA]
+    assert not any(ev.boundary for ev in events[rows[0] - 1 : rows[-1] + 1])  # BEGIN … last row
+    assert events[rows[-1] + 1].boundary and events[rows[-1] + 1].entry_type == pb.TRANSACTIONEND
