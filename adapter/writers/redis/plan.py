@@ -55,7 +55,7 @@ class _MainRead:
     patch_fields: frozenset[str] | None  # None: Put the whole value
 
 
-@dataclass
+@dataclass(eq=False)
 class _JoinRead:
     """All rows of one joined alias in this batch (read back once, at the last event's position)."""
 
@@ -177,8 +177,10 @@ class Planner:
                 read.fields |= self._join_fields(ref, None)
             touched = True
         if touched:
-            if read in slots:
-                slots.remove(read)  # keep one read-back per alias, at its last event's position
+            for i in range(len(slots) - 1, -1, -1):  # keep one read-back per alias, at its last event's position
+                if slots[i] is read:
+                    del slots[i]
+                    break
             slots.append(read)
 
     def _join_fields(self, ref: TableRef, changed: set[str] | None) -> set[str]:
