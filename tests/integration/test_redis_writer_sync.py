@@ -169,3 +169,34 @@ def test_etl_loads_every_row_in_keyset_pages_with_progress(
     assert res.succeeded and res.rows == 100
     bad = writer.etl(m, ["1", "2"], lambda n: None)
     assert not bad.succeeded and "placeholders" in (bad.error_message or "")
+
+
+def test_subquery_and_multi_level_joins_follow_every_table(
+        src: Source, writer: RedisWriter, mysql_db: str, redis_prefix: str) -> None:
+    for t in ("tag", "dept", "company"):
+        src.execute(f"DROP TABLE IF EXISTS `{t}`")
+    src.execute("CREATE TABLE company (id INT PRIMARY KEY, name VARCHAR(50))")
+    src.execute("CREATE TABLE dept (id INT PRIMARY KEY, name VARCHAR(50), company_id INT)")
+    src.execute("CREATE TABLE tag (id INT PRIMARY KEY, user_id INT, tag VARCHAR(20))")
+    src.execute("ALTER TABLE user ADD COLUMN dept_id INT")
+    sql = ("select a.id, a.name, d.name as dept, c.name as company, t.tags from user a "
+           "left join dept d on d.id = a.dept_id left join company c on c.id = d.company_id "
+           "left join (select user_id, group_concat(tag order by tag) as tags from tag group by user_id) t "
+           "on t.user_id = a.id")
+    m = [load(mysql_db, "deep.yml", {"sql": sql, "key": "deep:{id}", "prefix": redis_prefix, "type": "json"}),
+         load(mysql_db, "deeph.yml", {"sql": sql, "key": "deeph:{id}", "prefix": redis_prefix})]
+    batch = [src.insert("company", id=1, name="acme"), src.insert("company", id=2, name="globex"),
+             src.insert("dept", id=10, name="ops", company_id=1)]
+    batch += [src.insert("user", id=i, name=f"u{i}", dept_id=10) for i in range(1, 5)]
+    batch += [src.insert("tag", id=i, user_id=1 + i % 3, tag=f"t{i}") for i in range(1, 7)]
+    write(writer, m, batch)
+    assert_synced(writer, m)
+    write(writer, m, [src.update("company", 1, name="acme2"),  # two levels up
+                      src.update("dept", 10, company_id=2),  # re-targets the company of every user
+                      src.delete("tag", 1), src.update("tag", 2, user_id=4),  # sub-query rows move
+                      src.update("user", 3, dept_id=None)])
+    assert_synced(writer, m)
+    r = redis_client()
+    assert orjson.loads(r.get(f"{redis_prefix}deep:1"))["company"] == "globex"
+    assert orjson.loads(r.get(f"{redis_prefix}deep:3"))["company"] is None
+    assert r.hget(f"{redis_prefix}deeph:2", "company") == b"globex" and r.hget(f"{redis_prefix}deeph:3", "dept") is None
