@@ -141,13 +141,23 @@ def expected_state(writer: RedisWriter, mapping: RedisMapping) -> dict[bytes, An
     return out
 
 
-def actual_state(r: redis.Redis, mapping: RedisMapping) -> dict[bytes, Any]:
+def actual_state(r: Any, mapping: RedisMapping) -> dict[bytes, Any]:
+    """Every key under the mapping's pattern with its value (pipelined: fast for 100k+ keys)."""
+    keys = sorted(set(r.scan_iter(match=mapping.key_pattern(), count=1000)))
     out: dict[bytes, Any] = {}
-    for k in r.scan_iter(match=mapping.key_pattern(), count=1000):
-        if r.type(k) == b"hash":
-            out[k] = r.hgetall(k)
-        else:
-            out[k] = r.get(k)
+    for i in range(0, len(keys), 1000):
+        chunk = keys[i:i + 1000]
+        p = r.pipeline(transaction=False)
+        for k in chunk:
+            p.type(k)
+        types = p.execute()
+        p = r.pipeline(transaction=False)
+        for k, t in zip(chunk, types, strict=True):
+            if t == b"hash":
+                p.hgetall(k)
+            else:
+                p.get(k)
+        out.update(zip(chunk, p.execute(), strict=True))
     return out
 
 
