@@ -247,8 +247,9 @@ class EsWriter(Writer):
         return EtlResult(True, f"导入ES 数据：{total} 条", rows=total)
 
     def count(self, mapping: Any) -> int:
-        """Documents in the mapping's index (only this relation's when the index holds a join field)."""
+        """Documents in the mapping's index after a refresh (only its relation's, with a join field)."""
         m: EsMapping = mapping
+        self.client.refresh(m.index)  # count what was written, not what the last periodic refresh saw
         return self.client.count(m.index, relation_query(m))
 
     def count_info(self, mapping: Any) -> dict[str, Any]:
