@@ -94,7 +94,7 @@ class EsWriter(Writer):
                 ops: list[Op] = []
                 for mapping, dmls in seg.values():
                     ops.extend(self.ops_for(mapping, dmls))
-                self.send(ops)
+                self.send(ops, max_actions=max((m.commit_batch for m, _ in seg.values()), default=1000))
 
     def truncate(self, m: EsMapping) -> None:
         """The main table was emptied: delete the mapping's documents (its relation only, if any)."""
