@@ -73,6 +73,7 @@ class ServerConfig:
     max_frame: int
     auth_timeout_ms: int
     destinations: tuple[str, ...]
+    lazy: bool = False  # canal.instance.global.lazy (the HA policy takes one flag for all)
     instances: dict[str, InstanceConfig] = field(default_factory=dict)
 
 
@@ -246,6 +247,7 @@ def load_config(conf_dir: Path | str, env: dict[str, str] | None = None) -> Serv
         max_frame=r.req_int("canal.server.max.frame.bytes", DEFAULT_MAX_FRAME, low=1024),
         auth_timeout_ms=r.req_int("canal.server.auth.timeout", 60_000, low=1),
         destinations=dests,
+        lazy=r.boolean("canal.instance.global.lazy", False),
     )
     server = {"register_ip": cfg.register_ip, "port": port}
     for d in dests:

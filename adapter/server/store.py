@@ -20,6 +20,7 @@ from adapter.server.events import Event, LogPosition
 MEMSIZE = "MEMSIZE"
 ITEMSIZE = "ITEMSIZE"
 _STOP_POLL = 0.2  # seconds between checks of the producer's stop flag while blocked
+_CANCEL_POLL = 1.0  # seconds between checks of a waiting consumer's cancel callback
 
 
 @dataclass(slots=True)
@@ -54,6 +55,7 @@ class EventStore:
         batch_mode: str = MEMSIZE,
         ddl_isolation: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        floor_source: Callable[[], LogPosition | None] | None = None,
     ) -> None:
         if capacity <= 0 or max_bytes <= 0 or memunit <= 0:
             raise ValueError("capacity, max_bytes and memunit must be positive")
@@ -62,6 +64,9 @@ class EventStore:
         self.capacity, self.max_bytes, self.memunit = capacity, max_bytes, memunit
         self.batch_mode, self.ddl_isolation = batch_mode, ddl_isolation
         self._clock = clock
+        # where the producer starts (the parser's start position): read before the first put, so it
+        # is a boundary before every event this store will hold
+        self._floor_source = floor_source
         self._ring: list[Event | None] = [None] * capacity
         self._put_seq = 0  # next sequence to write
         self._free_seq = 0  # every sequence below this is released
@@ -82,6 +87,7 @@ class EventStore:
         """
         n = len(events)
         with self._cond:
+            self._read_floor()
             first, size = self._chunk(events, 0)
             if first == n:
                 if not self._wait_room(n, size, stop):
@@ -118,6 +124,10 @@ class EventStore:
         self._used_bytes += size
         self._cond.notify_all()
 
+    def _read_floor(self) -> None:
+        if self._floor is None and self._put_seq == 0 and self._floor_source is not None:
+            self._floor = self._floor_source()
+
     def _chunk(self, events: Sequence[Event], i: int) -> tuple[int, int]:
         """The longest run from ``i`` that fits an empty store (at least one event), and its bytes."""
         j, size = i, 0
@@ -143,6 +153,7 @@ class EventStore:
         with self._cond:
             if client_id not in self._clients:
                 self._clients[client_id] = _Client(self._free_seq, self._free_seq, cursor)
+            self._read_floor()
             return None if cursor is not None else self._floor
 
     def unsubscribe(self, client_id: int) -> None:
@@ -159,9 +170,14 @@ class EventStore:
         with self._cond:
             self._floor = position
 
-    def get(self, client_id: int, fetch_size: int, timeout: float | None) -> tuple[int, list[Event]]:
+    def get(self, client_id: int, fetch_size: int, timeout: float | None,
+            cancel: Callable[[], bool] | None = None) -> tuple[int, list[Event]]:
         """Next batch for ``client_id``: ``timeout`` 0 polls, None blocks until a full batch, > 0 waits
-        that many seconds for a full batch and then returns what there is. ``(-1, [])`` when empty."""
+        that many seconds for a full batch and then returns what there is. ``(-1, [])`` when empty.
+
+        ``cancel`` is checked about every second while waiting (the requester went away): then
+        nothing is taken, so no batch is handed to a connection that can no longer receive it.
+        """
         deadline = None if timeout is None else self._clock() + timeout
         with self._cond:
             c = self._client(client_id)
@@ -170,13 +186,14 @@ class EventStore:
                 end, full = self._collect(c, fetch_size)
                 if full or self._closed or self._producer_blocked or self._clients.get(client_id) is not c:
                     break
-                if deadline is None:
-                    self._cond.wait()
-                    continue
-                remaining = deadline - self._clock()
-                if remaining <= 0:
+                remaining = None if deadline is None else deadline - self._clock()
+                if remaining is not None and remaining <= 0:
                     break
+                if cancel is not None:
+                    remaining = _CANCEL_POLL if remaining is None else min(remaining, _CANCEL_POLL)
                 self._cond.wait(remaining)
+                if cancel is not None and cancel():
+                    return -1, []
             if end == c.get_seq or self._clients.get(client_id) is not c:
                 return -1, []
             events = [self._at(s) for s in range(c.get_seq, end)]
@@ -217,6 +234,13 @@ class EventStore:
             self._cond.notify_all()
 
     # ------------------------------------------------------------ observation
+    @property
+    def floor(self) -> LogPosition | None:
+        """A boundary at or before every event not yet released: a safe cursor for any client."""
+        with self._cond:
+            self._read_floor()
+            return self._floor
+
     def fill(self) -> tuple[int, int]:
         """(events held, bytes held)."""
         with self._cond:

@@ -329,3 +329,11 @@ def test_cursorless_subscriber_gets_the_floor_as_cursor() -> None:
     s.ack(1, b)
     assert s.subscribe(2) == LogPosition("mysql-bin.000001", 1001)
     assert s.subscribe(3, LogPosition("mysql-bin.000001", 1)) is None
+
+
+def test_floor_source_is_read_before_the_first_put() -> None:
+    where = [LogPosition("mysql-bin.000001", 4)]
+    s = item_store(floor_source=lambda: where[0])
+    s.put([ev(0)], NOSTOP)
+    where[0] = LogPosition("mysql-bin.000009", 4)  # the producer moved on: no longer a floor
+    assert s.subscribe(1) == LogPosition("mysql-bin.000001", 4)
