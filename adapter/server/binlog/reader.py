@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pymysql  # type: ignore[import-untyped]
+import pymysql
 
 from adapter.errors import ConfigError
 from adapter.server.binlog import stream as S

@@ -18,7 +18,7 @@ import zoneinfo
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pymysql  # type: ignore[import-untyped]
+import pymysql
 
 from adapter.errors import ConfigError, RetriableError
 from adapter.server.events import LogPosition, ParserSettings
