@@ -26,7 +26,7 @@ from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from adapter.coordination import paths
 from adapter.coordination.running import RunningMonitor
 from adapter.coordination.scheduler import Scheduler, ThreadScheduler, run_and_wait
-from adapter.coordination.session import SessionListener, ZkSession
+from adapter.coordination.session import SessionListener, ZkSession, wait_result
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class LeaseBalancer:
         recheck_s: float = 10.0,
     ) -> None:
         self._session = zk if isinstance(zk, ZkSession) else ZkSession(zk)
-        self._zk = self._session.client
+        self._zk = self._session.calls  # bounded: never blocks the coordination thread while suspended
         self.node_id = node_id
         self.address = address or node_id
         self.tasks = list(dict.fromkeys(tasks))
@@ -215,10 +215,12 @@ class LeaseBalancer:
 
         try:
             self._zk.ensure_path(paths.ADAPTER_MEMBERS_ROOT)
-            self._zk.ChildrenWatch(paths.ADAPTER_MEMBERS_ROOT, on_children)
         except KazooException as e:
             log.warning("cannot watch members yet", extra={"error": str(e)})
             self._scheduler.call_later(1.0, self._watch_members)
+            return
+        client = self._session.client
+        self._session.spawn_watch(lambda: client.ChildrenWatch(paths.ADAPTER_MEMBERS_ROOT, on_children), "members")
 
     def _recheck(self) -> None:
         """Safety net: recompute periodically even if a watch notification was lost."""
@@ -245,11 +247,12 @@ class LeaseBalancer:
 
     def _read_members(self) -> dict[str, list[TaskKey]]:
         names = self._zk.get_children(paths.ADAPTER_MEMBERS_ROOT)
-        reads = {n: self._zk.get_async(paths.adapter_member(n)) for n in names}
+        raw = self._session.client
+        reads = {n: raw.get_async(paths.adapter_member(n)) for n in names}  # pipelined
         out: dict[str, list[TaskKey]] = {}
         for name, result in reads.items():
             try:
-                data, _ = result.get(timeout=30)
+                data, _ = wait_result(raw, result)
             except NoNodeError:
                 continue
             out[name] = list(_parse_tasks(name, data))

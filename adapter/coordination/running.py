@@ -53,7 +53,7 @@ class RunningMonitor:
     ) -> None:
         self.path = path
         self._session = session
-        self._zk = session.client
+        self._zk = session.calls  # bounded: never blocks this thread while suspended
         self._data = data
         self._address = address
         self._scheduler = scheduler
@@ -158,11 +158,7 @@ class RunningMonitor:
             self._scheduler.call_soon(self._refresh)
             return None
 
-        try:
-            self._zk.DataWatch(self.path, on_change)
-        except KazooException as e:
-            self._watching = False
-            log.warning("cannot watch running node yet", extra={"path": self.path, "error": str(e)})
+        self._session.spawn_watch(lambda: self._session.client.DataWatch(self.path, on_change), self.path)
 
     def _stop(self) -> None:
         if not self._started:

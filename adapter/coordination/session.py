@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss, NoNodeError, OperationTimeoutError
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
 from adapter.errors import CoordinationLost
@@ -30,6 +32,98 @@ log = logging.getLogger(__name__)
 DEFAULT_SESSION_TIMEOUT_S = 10.0
 
 ClientFactory = Callable[..., Any]
+
+#: How long a coordination call may take while the connection stays up.
+DEFAULT_OP_TIMEOUT_S = 30.0
+_POLL_S = 0.1
+
+
+def zk_call(
+    client: Any, method_async: Callable[..., Any], *args: Any, timeout_s: float = DEFAULT_OP_TIMEOUT_S, **kwargs: Any
+) -> Any:
+    """Run a kazoo ``*_async`` call and wait for it, failing fast with ConnectionLoss when the connection
+    is (or becomes) suspended.
+
+    kazoo queues a request made while reconnecting until the connection is back, so a plain sync call
+    can block a coordination thread for the whole partition: the stop that must follow SUSPENDED
+    would then wait behind it. ``client.connected`` turns False before any state listener runs.
+    """
+    if not client.connected:
+        raise ConnectionLoss("ZooKeeper connection is suspended")
+    return wait_result(client, method_async(*args, **kwargs), timeout_s)
+
+
+def wait_result(client: Any, result: Any, timeout_s: float = DEFAULT_OP_TIMEOUT_S) -> Any:
+    """Wait for a kazoo AsyncResult like :func:`zk_call` does (lets callers pipeline requests)."""
+    waited = 0.0
+    while True:
+        try:
+            return result.get(timeout=_POLL_S)
+        except KazooTimeoutError:
+            waited += _POLL_S
+            if not client.connected:
+                raise ConnectionLoss("ZooKeeper connection suspended during the call") from None
+            if waited >= timeout_s:
+                raise OperationTimeoutError(f"ZooKeeper call took longer than {timeout_s}s") from None
+
+
+def spawn_thread(register: Callable[[], Any], name: str) -> None:
+    """Default watch spawner: a short-lived daemon thread."""
+    threading.Thread(target=register, name=f"zk-watch-{name}", daemon=True).start()
+
+
+class BoundedClient:
+    """The few kazoo calls the coordination code makes, each through :func:`zk_call` (never hangs)."""
+
+    def __init__(self, client: Any, timeout_s: float = DEFAULT_OP_TIMEOUT_S) -> None:
+        self.raw = client
+        self.timeout_s = timeout_s
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.raw.connected)
+
+    def get(self, path: str) -> Any:
+        return zk_call(self.raw, self.raw.get_async, path, timeout_s=self.timeout_s)
+
+    def exists(self, path: str) -> Any:
+        return zk_call(self.raw, self.raw.exists_async, path, timeout_s=self.timeout_s)
+
+    def get_children(self, path: str) -> list[str]:
+        return list(zk_call(self.raw, self.raw.get_children_async, path, timeout_s=self.timeout_s))
+
+    def create(
+        self,
+        path: str,
+        value: bytes = b"",
+        *,
+        ephemeral: bool = False,
+        makepath: bool = False,
+        include_data: bool = False,
+    ) -> Any:
+        return zk_call(
+            self.raw,
+            self.raw.create_async,
+            path,
+            value,
+            ephemeral=ephemeral,
+            makepath=makepath,
+            include_data=include_data,
+            timeout_s=self.timeout_s,
+        )
+
+    def set(self, path: str, value: bytes, version: int = -1) -> Any:
+        return zk_call(self.raw, self.raw.set_async, path, value, version, timeout_s=self.timeout_s)
+
+    def delete(self, path: str, version: int = -1, *, recursive: bool = False) -> None:
+        if recursive:
+            for child in self.get_children(path):
+                with contextlib.suppress(NoNodeError):
+                    self.delete(f"{path.rstrip('/')}/{child}", recursive=True)
+        zk_call(self.raw, self.raw.delete_async, path, version, timeout_s=self.timeout_s)
+
+    def ensure_path(self, path: str) -> None:
+        zk_call(self.raw, self.raw.ensure_path_async, path, timeout_s=self.timeout_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +141,14 @@ class SessionListener:
 class ZkSession:
     """Wraps a KazooClient (owned when made by :meth:`connect`) and tracks session identity."""
 
-    def __init__(self, client: Any, *, owned: bool = False) -> None:
+    def __init__(
+        self, client: Any, *, owned: bool = False, spawn: Callable[[Callable[[], Any], str], None] = spawn_thread
+    ) -> None:
         self.client = client
+        #: Bounded calls for coordination threads (fail fast while suspended).
+        self.calls = BoundedClient(client)
         self._owned = owned
+        self._spawn = spawn
         self._lock = threading.Lock()
         self._listeners: list[SessionListener] = []
         self._connected = threading.Event()
@@ -102,6 +201,11 @@ class ZkSession:
             raise CoordinationLost("ZooKeeper session is not connected")
         return sid
 
+    def spawn_watch(self, register: Callable[[], Any], name: str) -> None:
+        """Register a kazoo DataWatch/ChildrenWatch off the caller's thread: their first read retries
+        forever while disconnected, which must not block a coordination thread."""
+        self._spawn(register, name)
+
     def add_listener(self, listener: SessionListener) -> SessionListener:
         with self._lock:
             self._listeners.append(listener)
@@ -150,4 +254,3 @@ class ZkSession:
                 fn()
             except Exception:
                 log.exception("session listener failed", extra={"event": which})
-

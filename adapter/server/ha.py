@@ -49,7 +49,7 @@ class ZkRunningPolicy:
         decide_timeout_s: float = 10.0,
     ) -> None:
         self._session = zk if isinstance(zk, ZkSession) else ZkSession(zk)
-        self._zk = self._session.client
+        self._zk = self._session.calls  # bounded: never blocks the coordination thread while suspended
         self.address = address
         self._delay_s = delay_s
         self._meta = meta
@@ -216,11 +216,8 @@ class ZkRunningPolicy:
                 self._scheduler.call_soon(lambda: self._register(path) if path in self._wanted else None)
             return None
 
-        try:
-            self._zk.DataWatch(path, on_change)
-        except KazooException as e:
-            self._watched.discard(path)
-            log.warning("cannot watch cluster node", extra={"path": path, "error": str(e)})
+        client = self._session.client
+        self._session.spawn_watch(lambda: client.DataWatch(path, on_change), path)
 
     def _unregister(self, path: str) -> None:
         self._wanted.discard(path)

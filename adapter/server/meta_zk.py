@@ -27,6 +27,7 @@ from typing import Any
 from kazoo.exceptions import KazooException, NoNodeError, NotEmptyError
 
 from adapter.coordination import paths
+from adapter.coordination.session import BoundedClient, wait_result
 from adapter.errors import CoordinationLost, FatalError
 from adapter.server.contracts import ClientIdentity, cursor_from_canal, cursor_to_canal
 from adapter.server.events import LogPosition, SourceAddress
@@ -56,7 +57,8 @@ class ZkMetaManager:
         *,
         destinations: Iterable[str] | None = None,
     ) -> None:
-        self._zk = getattr(zk, "client", zk)
+        self._raw = getattr(zk, "client", zk)
+        self._zk = BoundedClient(self._raw)  # fail fast while suspended instead of queueing behind a partition
         src = destination_source_address
         self._source: Callable[[str], SourceAddress | None] = src.get if isinstance(src, Mapping) else src
         self._period_s = flush_period_ms / 1000.0
@@ -76,6 +78,8 @@ class ZkMetaManager:
                 dests = self._zk.get_children(paths.DESTINATIONS_ROOT)
             except NoNodeError:
                 dests = []
+            except KazooException as e:
+                raise CoordinationLost(f"cannot read {paths.DESTINATIONS_ROOT}: {e}") from e
         for dest in dests:
             self.refresh(dest)
         if self._period_s > 0 and self._thread is None:
@@ -180,11 +184,11 @@ class ZkMetaManager:
                 assert pos is not None
                 path = paths.client_cursor(c.identity.destination, c.identity.client_id)
                 data = self._cursor_json(c.identity.destination, pos)
-                pending.append((c, pos, path, data, self._zk.set_async(path, data)))
+                pending.append((c, pos, path, data, self._raw.set_async(path, data)))
             for c, pos, path, data, result in pending:
                 try:
                     try:
-                        result.get(timeout=_IO_TIMEOUT_S)
+                        wait_result(self._raw, result, _IO_TIMEOUT_S)
                     except NoNodeError:
                         self._zk.create(path, data, makepath=True)
                 except Exception as e:  # kazoo raises its own and timeouts; keep it dirty, retry next period
@@ -217,7 +221,7 @@ class ZkMetaManager:
             raise CoordinationLost(f"cannot read {paths.destination(destination)}: {e}") from e
         ids = [int(n) for n in names if paths.is_client_id(n)]
         reads = {
-            (cid, kind): self._zk.get_async(
+            (cid, kind): self._raw.get_async(
                 paths.client_filter(destination, cid) if kind == "filter" else paths.client_cursor(destination, cid)
             )
             for cid in ids
@@ -225,8 +229,8 @@ class ZkMetaManager:
         }
         out: dict[int, _Client] = {}
         for cid in ids:
-            flt = self._result(reads[(cid, "filter")])
-            raw = self._result(reads[(cid, "cursor")])
+            flt = self._result(self._raw, reads[(cid, "filter")])
+            raw = self._result(self._raw, reads[(cid, "cursor")])
             c = _Client(ClientIdentity(destination, cid, flt.decode("utf-8", "replace") if flt else ""))
             if raw:
                 try:
@@ -241,9 +245,9 @@ class ZkMetaManager:
         return out
 
     @staticmethod
-    def _result(async_result: Any) -> bytes | None:
+    def _result(client: Any, async_result: Any) -> bytes | None:
         try:
-            data, _ = async_result.get(timeout=_IO_TIMEOUT_S)
+            data, _ = wait_result(client, async_result, _IO_TIMEOUT_S)
             return bytes(data) if data else None
         except NoNodeError:
             return None

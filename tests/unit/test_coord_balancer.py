@@ -58,7 +58,13 @@ class Node:
             log.append((name, "stop", str(t)))
 
         self.balancer = LeaseBalancer(
-            ZkSession(self.zk), name, TASKS, acquire, release, address=f"{name}:8081", scheduler=sched
+            ZkSession(self.zk, spawn=lambda fn, name: fn()),
+            name,
+            TASKS,
+            acquire,
+            release,
+            address=f"{name}:8081",
+            scheduler=sched,
         )
 
     def owned_leases(self, server: FakeZkServer) -> set[TaskKey]:

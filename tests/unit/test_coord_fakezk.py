@@ -191,11 +191,12 @@ class FakeZk:
             raise NoNodeError()
         return self.server.nodes[path]
 
-    def get_async(self, path: str) -> Any:
-        return _Done(lambda: self.get(path))
-
-    def set_async(self, path: str, value: bytes) -> Any:
-        return _Done(lambda: self.set(path, value))
+    def __getattr__(self, name: str) -> Any:
+        """``<op>_async``: the sync op, already finished (kazoo's AsyncResult interface)."""
+        if name.endswith("_async"):
+            op = getattr(self, name[: -len("_async")])
+            return lambda *a, **k: _Done(lambda: op(*a, **k))
+        raise AttributeError(name)
 
     def Lock(self, path: str, identifier: str = "") -> Any:
         return FakeLock(self, path)

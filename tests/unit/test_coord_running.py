@@ -19,7 +19,7 @@ class Party:
     def __init__(self, server: FakeZkServer, sched: ManualScheduler, name: str, delay: float = 5.0) -> None:
         self.name = name
         self.zk: FakeZk = server.client()
-        self.session = ZkSession(self.zk)
+        self.session = ZkSession(self.zk, spawn=lambda fn, name: fn())
         self.events: list[str] = []
         self.gate_open = True
         self.fail_start = False
