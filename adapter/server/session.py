@@ -183,9 +183,9 @@ class Session:
         client = self._client(get.destination, get.client_id)
         started = time.monotonic()
         batch_id, events = self.server.get(client, get.fetch_size, get_timeout(get), self._peer_gone)
-        self._send(codec.messages(batch_id, [e.entry for e in events]))
-        if self.metrics is not None:
+        if self.metrics is not None:  # before the reply, so a client that saw it also sees the metric
             self.metrics.observe_get(client.destination, time.monotonic() - started, len(events))
+        self._send(codec.messages(batch_id, [e.entry for e in events]))
 
     def _ack(self, ack: pb.ClientAck) -> None:
         client = self._client(ack.destination, ack.client_id)
