@@ -30,9 +30,15 @@ log = logging.getLogger(__name__)
 
 
 class Refreshable(Protocol):
-    """A meta manager that can re-read a destination before this server starts it (ZkMetaManager)."""
+    """The ZooKeeper meta manager as the policy uses it (ZkMetaManager)."""
 
-    def refresh(self, destination: str) -> None: ...
+    def refresh(self, destination: str) -> None:
+        """Re-read ``destination`` before this server starts it (the previous runner moved its cursors)."""
+        ...
+
+    def flush(self) -> None:
+        """Write changed cursors now (after stopping, before the running node is deleted)."""
+        ...
 
 
 class ZkRunningPolicy:
@@ -91,7 +97,7 @@ class ZkRunningPolicy:
                 address=self.address,
                 scheduler=self._scheduler,
                 on_active=lambda: self._activate(destination),
-                on_inactive=lambda: controller.stop_instance(destination),
+                on_inactive=lambda: self._deactivate(destination),
                 delay_s=self._delay_s,
             )
             self._monitors[destination] = monitor
@@ -171,6 +177,15 @@ class ZkRunningPolicy:
             self._meta.refresh(destination)  # the previous runner moved the cursors while we were standby
         assert self._controller is not None
         self._controller.start_instance(destination)
+
+    def _deactivate(self, destination: str) -> None:
+        assert self._controller is not None
+        self._controller.stop_instance(destination)
+        if self._meta is not None and self._session.connected:
+            try:  # the last acks reach ZooKeeper before our running node goes and another server reads them
+                self._meta.flush()
+            except Exception as e:
+                log.warning("cursor flush after stop failed", extra={"destination": destination, "error": str(e)})
 
     def _register_all(self) -> None:
         """New session: the old one's ephemeral nodes are gone; put ours back (canal's handleNewSession)."""

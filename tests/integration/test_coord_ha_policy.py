@@ -31,9 +31,13 @@ class Controller:
         self.fail = False
         self.refreshed_before_start: list[bool] = []
         self.meta_refreshed = threading.Event()
+        self.flushed_after_stop: bool | None = None
 
     def refresh(self, destination: str) -> None:  # plays the meta manager too
         self.meta_refreshed.set()
+
+    def flush(self) -> None:
+        self.flushed_after_stop = not self.running
 
     def start_instance(self, destination: str) -> None:
         self.refreshed_before_start.append(self.meta_refreshed.is_set())
@@ -124,6 +128,7 @@ def test_last_unsubscribe_releases_to_the_other_server(world: dict[str, Any]) ->
     wait_for(lambda: b.running_address("example"), what="b standby")
     a.on_last_unsubscribe("example")
     assert not a.is_serving("example") and actl.running == set()
+    assert actl.flushed_after_stop is True
     wait_for(lambda: b.is_serving("example"), what="b takes over")
     assert running_owner(admin) == "127.0.0.1:22222"
     assert rec.events.index(("127.0.0.1:11111", "off")) < rec.events.index(("127.0.0.1:22222", "on"))
