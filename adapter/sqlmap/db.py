@@ -81,9 +81,10 @@ class SourceDb:
 
 
 def _str(value: str) -> str:
+    from adapter.sqlmap.dialect import DIALECT
     from adapter.sqlmap.queries import literal
 
-    return str(literal(value).sql("mysql"))
+    return str(literal(value).sql(DIALECT))
 
 
 def _translate(e: Exception, sql: str) -> Exception:

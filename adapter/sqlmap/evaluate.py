@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlglot import exp
 
+from adapter.sqlmap.dialect import DIALECT
+
 
 class NotEvaluable(Exception):
     """The expression (or one of its values) cannot be computed exactly in Python."""
@@ -59,7 +61,7 @@ def evaluate(expr: exp.Expr, row: Mapping[str, Any], alias: str) -> Any:
         owner = expr.table.lower()
         name = expr.name.lower()
         if owner and owner != alias:
-            raise NotEvaluable(f"column {expr.sql('mysql')} belongs to another table")
+            raise NotEvaluable(f"column {expr.sql(DIALECT)} belongs to another table")
         if name not in row:
             raise NotEvaluable(f"column {name} is not in the row image")
         return row[name]

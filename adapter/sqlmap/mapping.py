@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from adapter.sqlmap.dialect import DIALECT
 from adapter.sqlmap.model import ColumnRef, FieldSpec, TableRef
 from adapter.sqlmap.queries import after_key, column, key_predicate, literal
 
@@ -92,7 +93,7 @@ class MappingSql:
             q = q.order_by(*[k.copy() for k in keys], copy=False)
         if limit is not None:
             q = q.limit(limit, copy=False)
-        return str(q.sql("mysql"))
+        return str(q.sql(DIALECT))
 
     def _push_into_subqueries(self, q: exp.Select, condition: exp.Expr) -> None:
         """``x.col IN (...)`` where a grouped sub-query joins on ``x.col``: repeat the IN on the
@@ -181,9 +182,9 @@ class MappingSql:
         names = sorted({c.column for f in fields for c in f.columns})
         branches = []
         for i, row in enumerate(rows):
-            cells = [f"{i} AS `__n`"] + [f"{literal(row.get(n)).sql('mysql')} AS {_quote(n)}" for n in names]
+            cells = [f"{i} AS `__n`"] + [f"{literal(row.get(n)).sql(DIALECT)} AS {_quote(n)}" for n in names]
             branches.append("SELECT " + ", ".join(cells))
-        outs = [exp.alias_(f.expr.copy(), f.name, quoted=True).sql("mysql") for f in fields]
+        outs = [exp.alias_(f.expr.copy(), f.name, quoted=True).sql(DIALECT) for f in fields]
         derived = " UNION ALL ".join(branches)
         return f"SELECT {', '.join([*outs, '`__n`'])} FROM ({derived}) AS {_quote(self.main.alias_sql)} ORDER BY `__n`"
 

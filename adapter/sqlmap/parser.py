@@ -9,6 +9,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from adapter.errors import ConfigError
+from adapter.sqlmap.dialect import DIALECT
 from adapter.sqlmap.evaluate import can_evaluate
 from adapter.sqlmap.mapping import MappingSql
 from adapter.sqlmap.model import ColumnRef, FieldSpec, JoinKey, SubQuery, TableRef
@@ -32,7 +33,7 @@ def parse_mapping_sql(
     if not isinstance(sql, str) or not sql.strip():
         raise ConfigError("a non-empty SQL string is required", source=source, key=key)
     try:
-        statements = [s for s in sqlglot.parse(sql, read="mysql") if s is not None]
+        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except SqlglotError as e:
         raise ConfigError(f"cannot parse the SQL (MySQL dialect): {e}", source=source, key=key) from e
     try:
@@ -125,7 +126,7 @@ def _join(
     side = (join.side or "").upper()
     kind = (join.kind or "").upper()
     target = join.this
-    label = target.sql("mysql")
+    label = target.sql(DIALECT)
     if side != "LEFT" or kind not in ("", "OUTER"):
         what = " ".join(p for p in (side, kind) if p) or "comma/plain"
         raise _Refuse(f"only LEFT JOIN is supported ({what} JOIN {label}); inner joins drop documents silently")
@@ -171,42 +172,42 @@ def _subquery(node: exp.Expr, alias: str) -> tuple[exp.Table, SubQuery]:
             raise _Refuse(f"nested sub-queries are not supported (in {alias})")
         if isinstance(node_, exp.Column):
             if node_.table and node_.table.lower() not in inner_names:
-                raise _Refuse(f"sub-query {alias} references {node_.sql('mysql')} outside its table")
+                raise _Refuse(f"sub-query {alias} references {node_.sql(DIALECT)} outside its table")
             columns.add(node_.name.lower())
     for item in node.expressions:
         if isinstance(item, exp.Star):
             raise _Refuse(f"SELECT * is not supported (sub-query {alias})")
         name = item.alias_or_name
         if not name:
-            raise _Refuse(f"give the expression {item.sql('mysql')} in sub-query {alias} an alias")
+            raise _Refuse(f"give the expression {item.sql(DIALECT)} in sub-query {alias} an alias")
         outputs.add(name.lower())
         inner_expr = item.this if isinstance(item, exp.Alias) else item
         if isinstance(inner_expr, exp.Column):
             plain[name.lower()] = inner_expr.name.lower()
     return inner, SubQuery(plain_outputs=plain, outputs=frozenset(outputs), columns=frozenset(columns),
-                           sql=node.sql("mysql"))
+                           sql=node.sql(DIALECT))
 
 
 def _columns(node: exp.Expr, refs: dict[str, TableRef], subqueries: dict[str, SubQuery],
              where: str) -> Iterable[ColumnRef]:
     for nested in node.find_all(exp.Subquery, exp.Select):
         if nested is not node:
-            raise _Refuse(f"sub-queries are not supported in {where} ({nested.sql('mysql')})")
+            raise _Refuse(f"sub-queries are not supported in {where} ({nested.sql(DIALECT)})")
     if node.find(exp.Window) is not None:
         raise _Refuse(f"window functions are not supported in {where}")
     for col in node.find_all(exp.Column):
         if isinstance(col.this, exp.Star):
-            raise _Refuse(f"{col.sql('mysql')} is not supported in {where}; list the fields")
+            raise _Refuse(f"{col.sql(DIALECT)} is not supported in {where}; list the fields")
         owner = col.table.lower()
         if not owner:
             if len(refs) != 1:
                 raise _Refuse(f"qualify column {col.name!r} in {where} with its table alias")
             owner = next(iter(refs))
         if owner not in refs:
-            raise _Refuse(f"unknown table alias {col.table!r} in {where} ({col.sql('mysql')})")
+            raise _Refuse(f"unknown table alias {col.table!r} in {where} ({col.sql(DIALECT)})")
         sub = subqueries.get(owner)
         if sub is not None and col.name.lower() not in sub.outputs:
-            raise _Refuse(f"{col.sql('mysql')} in {where} is not an output of sub-query {owner}")
+            raise _Refuse(f"{col.sql(DIALECT)} in {where} is not an output of sub-query {owner}")
         yield ColumnRef(owner, col.name.lower())
 
 
@@ -219,14 +220,14 @@ def _fields(stmt: exp.Select, refs: dict[str, TableRef], subqueries: dict[str, S
         expr = item.this if isinstance(item, exp.Alias) else item
         name = item.alias if isinstance(item, exp.Alias) else (item.name if isinstance(item, exp.Column) else "")
         if not name:
-            raise _Refuse(f"give the expression {item.sql('mysql')} an alias (it names the field)")
+            raise _Refuse(f"give the expression {item.sql(DIALECT)} an alias (it names the field)")
         if name.lower() in names:
             raise _Refuse(f"field name {name!r} appears twice in the select list")
         names.add(name.lower())
         cols = frozenset(_columns(expr, refs, subqueries, f"field {name!r}"))
         simple = isinstance(expr, exp.Column)
         evaluable = can_evaluate(expr) and all(refs[c.alias].subquery is None for c in cols)
-        fields.append(FieldSpec(name=name, sql=expr.sql("mysql"), columns=cols, simple=simple,
+        fields.append(FieldSpec(name=name, sql=expr.sql(DIALECT), columns=cols, simple=simple,
                                 evaluable=evaluable, expr=expr))
     return fields
 
@@ -254,7 +255,7 @@ def _on(alias: str, on: exp.Expr, refs: dict[str, TableRef],
         if owners <= {alias}:
             continue  # a filter on the joined table itself (e.g. b.type = 1): harmless
         if owners - {alias} - earlier:
-            raise _Refuse(f"{where} references a table joined later: {term.sql('mysql')}")
+            raise _Refuse(f"{where} references a table joined later: {term.sql(DIALECT)}")
         if (isinstance(term, exp.EQ) and isinstance(term.this, exp.Column)
                 and isinstance(term.expression, exp.Column) and len(cols) == 2 and alias in owners):
             mine, other = (cols[0], cols[1]) if cols[0].alias == alias else (cols[1], cols[0])
@@ -266,7 +267,7 @@ def _on(alias: str, on: exp.Expr, refs: dict[str, TableRef],
                 column = sub.plain_outputs[mine.column]
             keys.append(JoinKey(column=column, other=other, output=mine.column))
             continue
-        raise _Refuse(f"{where} may only combine column equalities with AND: {term.sql('mysql')}")
+        raise _Refuse(f"{where} may only combine column equalities with AND: {term.sql(DIALECT)}")
     if not keys:
         raise _Refuse(f"{where} needs at least one equality with an earlier table (b.x = a.y)")
     return tuple(keys), used

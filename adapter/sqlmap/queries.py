@@ -13,6 +13,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from adapter.errors import ConfigError
+from adapter.sqlmap.dialect import DIALECT
 
 
 def literal(value: Any) -> exp.Expr:
@@ -93,9 +94,9 @@ def etl_condition(template: str | None, params: Sequence[str], *, source: str | 
                           source=source, key="etlCondition")
     out = parts[0]
     for value, rest in zip(params, parts[1:], strict=True):
-        out += literal(value).sql("mysql") + rest
+        out += literal(value).sql(DIALECT) + rest
     try:
-        return sqlglot.condition(out, dialect="mysql")
+        return sqlglot.condition(out, dialect=DIALECT)
     except SqlglotError as e:
         raise ConfigError(f"cannot parse etlCondition: {e}", source=source, key="etlCondition") from e
 

@@ -48,3 +48,38 @@ def test_generated_queries_on_mariadb(mysql_conn: Any, mysql_db: str) -> None:
     dec = parse_mapping_sql("select a.k1 + 0.5 as x from t a")
     assert db.fetch(dec.evaluate_sql([dec.fields[0]], [{"k1": 1}]))[0]["x"] == Decimal("1.5")
     db.close()
+
+
+FUNCTIONS = [
+    "ifnull(a.n,'x')", "date_format(a.d,'%Y-%m-%d %H:%i')", "from_unixtime(a.i)", "unix_timestamp(a.d)",
+    "json_object('k', a.n, 'v', a.i)", "json_array(a.i, a.n)", "json_extract(a.j, '$.k')",
+    "convert(a.n using utf8mb4)", "cast(a.i as char)", "cast(a.n as signed)", "substring_index(a.n, ',', 1)",
+    "concat_ws(',', a.n, a.i)", "if(a.i > 1, 'y', 'n')", "case a.i when 1 then 'one' else 'other' end", "a.i div 2",
+    "a.i % 3", "mod(a.i, 3)", "round(a.f, 1)", "truncate(a.f, 1)", "lpad(a.n, 5, '0')", "left(a.n, 2)",
+    "char_length(a.n)", "locate('b', a.n)", "replace(a.n, 'a', 'b')", "trim(a.n)", "date(a.d)",
+    "date_add(a.d, interval 1 day)", "datediff(a.d, '2020-01-01')", "timestampdiff(second, a.d, '2020-01-02')",
+    "str_to_date('2020-01-02', '%Y-%m-%d')", "a.n regexp '^a'", "a.n like 'a%'", "a.i between 1 and 3",
+    "greatest(a.i, 2)", "nullif(a.i, 1)", "hex(a.n)", "md5(a.n)", "concat(a.n, 1.5)", "a.i << 2", "a.i ^ 3",
+    "cast(a.d as date)", "json_unquote(json_extract(a.j, '$.k'))", "a.i <=> null", "field(a.n, 'a', 'b')",
+    "format(a.f, 2)", "extract(year from a.d)", "convert(a.i, char)", "strcmp(a.n, 'b')",
+]
+AGGREGATES = ["group_concat(a.n order by a.n separator '|')", "json_arrayagg(a.i)", "count(distinct a.i)",
+              "sum(a.f)", "max(a.d)"]
+
+
+def test_rendered_mapping_sql_means_the_same_on_mariadb(mysql_conn: Any) -> None:
+    base = ("(select 'abc,d' as n, 2 as i, 1.25 as f, cast('2020-01-03 04:05:06' as datetime) as d, "
+            "'{\"k\": \"v\"}' as j, 1 as id) a")
+    differ = []
+    with mysql_conn.cursor() as cur:
+        for e in FUNCTIONS + AGGREGATES:
+            group = " group by a.id" if e in AGGREGATES else ""
+            cur.execute(f"select {e} as r from {base}{group}")
+            want = cur.fetchall()
+            m = parse_mapping_sql(f"select a.id as _id, {e} as r from t a{group}")
+            rendered = m.select().replace("FROM t AS a", f"FROM {base}")
+            cur.execute(rendered)
+            got = tuple((row[1],) for row in cur.fetchall())
+            if got != want:
+                differ.append((e, want, got, rendered))
+    assert differ == []
