@@ -10,6 +10,8 @@ QS=${QUICKSTART_DIR:-$ROOT/.quickstart}
 export SERVICES_DIR=$QS/services
 PY=$VENV/bin/python
 mkdir -p "$QS"
+CANAL_PORT=${CANAL_PORT:-11111}
+ADAPTER_PORT=${ADAPTER_PORT:-8081}
 
 scripts/services.sh install
 "$VENV/bin/pip" install -q --disable-pip-version-check -e .
@@ -39,8 +41,8 @@ PYEOF
 # ---- canal-server conf (canal's layout)
 S=$QS/server-conf; mkdir -p "$S/example" "$QS/data"
 cat > "$S/canal.properties" <<CFG
-canal.port = 11111
-canal.metrics.pull.port = 11112
+canal.port = ${CANAL_PORT}
+canal.metrics.pull.port = $((CANAL_PORT+1))
 canal.destinations = example
 canal.conf.dir = $S
 canal.file.data.dir = $QS/data
@@ -61,13 +63,13 @@ DB=$QS/target.db
 "$PY" -c "import sqlite3; c=sqlite3.connect('$DB'); c.execute('CREATE TABLE IF NOT EXISTS user (id INTEGER PRIMARY KEY, name TEXT, email TEXT, balance NUMERIC, updated TEXT)'); c.commit()"
 cat > "$A/application.yml" <<CFG
 server:
-  port: 8081
+  port: ${ADAPTER_PORT}
 canal.conf:
   mode: tcp
   syncBatchSize: 1000
   retries: 3
   consumerProperties:
-    canal.tcp.server.host: 127.0.0.1:11111
+    canal.tcp.server.host: 127.0.0.1:${CANAL_PORT}
     canal.tcp.batch.size: 500
   srcDataSources:
     defaultDS:
@@ -101,9 +103,9 @@ CFG
 
 echo "[quickstart] starting canal-server (conf $S) and canal-adapter (conf $A)"
 "$VENV/bin/canal-server" --conf "$S" > "$QS/canal-server.log" 2>&1 & pids+=($!)
-for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/11111) 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$CANAL_PORT) 2>/dev/null && break; sleep 0.1; done
 "$VENV/bin/canal-adapter" --config "$A" > "$QS/canal-adapter.log" 2>&1 & pids+=($!)
-for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8081/health >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$ADAPTER_PORT/health >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "[quickstart] writing sample rows to MariaDB quickstart.user"
 "$PY" - <<'PYEOF'
@@ -132,5 +134,5 @@ PYEOF
 echo "[quickstart] logger writer output (last lines of $QS/canal-adapter.log):"
 grep -E '"type": ?"(INSERT|UPDATE|DELETE)"|INSERT|UPDATE|DELETE' "$QS/canal-adapter.log" | tail -4 || true
 echo "[quickstart] running: write to quickstart.user (mariadb -h127.0.0.1 -P13306 -uapp -papppass quickstart) and watch"
-echo "[quickstart] $QS/canal-adapter.log. REST: curl localhost:8081/destinations. Ctrl-C to stop."
+echo "[quickstart] $QS/canal-adapter.log. REST: curl localhost:$ADAPTER_PORT/destinations. Ctrl-C to stop."
 wait "${pids[@]}"
