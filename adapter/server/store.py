@@ -143,7 +143,9 @@ class EventStore:
         held = self._put_seq - self._free_seq
         if held + count > self.capacity:
             return False
-        return held == 0 or self._used_bytes + size <= self.max_bytes
+        if self._used_bytes + size <= self.max_bytes:
+            return True
+        return held == 0 and count == 1  # one event larger than the whole budget travels alone
 
     # ------------------------------------------------------------ clients
     def subscribe(self, client_id: int, cursor: LogPosition | None = None) -> LogPosition | None:
@@ -274,7 +276,10 @@ class EventStore:
     def _skip(self, c: _Client) -> None:
         moved = False
         while c.skip_until is not None and c.get_seq == c.ack_seq and c.get_seq < self._put_seq:
-            if self._at(c.get_seq).position > c.skip_until:
+            e = self._at(c.get_seq)
+            # a boundary's position is where it ends; any other event carries the boundary its
+            # transaction starts at, so it lies after that position
+            if e.position > c.skip_until or (not e.boundary and e.position == c.skip_until):
                 c.skip_until = None
                 break
             c.get_seq += 1

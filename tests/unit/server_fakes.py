@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,10 @@ def entry_event(offset: int, *, boundary: bool = False, journal: str = "mysql-bi
 
 
 def transaction(offset: int, rows: int) -> list[Event]:
-    return [entry_event(offset + i * 50) for i in range(rows)] + [entry_event(offset + rows * 50, boundary=True)]
+    """Rows then a TRANSACTIONEND; as the parser does, non-boundary events carry the transaction's start."""
+    body = [replace(entry_event(offset + i * 50), position=LogPosition("mysql-bin.000001", offset))
+            for i in range(rows)]
+    return [*body, entry_event(offset + rows * 50, boundary=True)]
 
 
 def make_conf(tmp_path: Path, extra: str = "", instance_extra: str = "") -> Path:

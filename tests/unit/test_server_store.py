@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import replace
 
 import pytest
 
@@ -250,7 +252,9 @@ def test_oversized_batch_is_stored_in_chunks_with_bounded_memory() -> None:
     peak = 0
     cursor = None
     while len(got) < len(big):
-        bid, events = s.get(1, 5, 30 if t.is_alive() else 0)
+        bid, events = s.get(1, 5, 0)
+        if bid == -1:
+            time.sleep(0.01)
         peak = max(peak, s.fill()[1])
         got += nums(events)
         if bid != -1:
@@ -311,13 +315,26 @@ def test_new_subscriber_starts_at_first_event_still_in_store() -> None:
     assert nums(s3.get(5, 10, 0)[1]) == [0]
 
 
+def parser_txn(start: int, rows: int) -> list[Event]:
+    """As the parser positions them: non-boundary events carry their transaction's start boundary."""
+    body = [replace(ev(start + i), position=LogPosition("mysql-bin.000001", 1000 + start - 1)) for i in range(rows)]
+    return [*body, ev(start + rows, boundary=True)]
+
+
 def test_restart_each_client_starts_after_its_own_cursor() -> None:
     s = item_store()
     s.subscribe(1, LogPosition("mysql-bin.000001", 1002))
     s.subscribe(2, LogPosition("mysql-bin.000001", 1005))
-    s.put(txn(0, 2) + txn(3, 2) + txn(6, 1), NOSTOP)  # boundaries at 2, 5, 7
-    assert nums(s.get(1, 10, 0)[1]) == [3, 4, 5, 6, 7]
-    assert nums(s.get(2, 10, 0)[1]) == [6, 7]
+    s.subscribe(3, LogPosition("mysql-bin.000001", 999))
+    events = parser_txn(0, 2) + parser_txn(3, 2) + parser_txn(6, 1)  # boundaries end at 2, 5, 7
+    s.put(events, NOSTOP)
+
+    def offsets(got: list[Event]) -> list[int]:
+        return [events.index(e) for e in got]
+
+    assert offsets(s.get(1, 10, 0)[1]) == [3, 4, 5, 6, 7]
+    assert offsets(s.get(2, 10, 0)[1]) == [6, 7]
+    assert offsets(s.get(3, 10, 0)[1]) == list(range(8))
 
 
 def test_cursorless_subscriber_gets_the_floor_as_cursor() -> None:
@@ -337,3 +354,23 @@ def test_floor_source_is_read_before_the_first_put() -> None:
     s.put([ev(0)], NOSTOP)
     where[0] = LogPosition("mysql-bin.000009", 4)  # the producer moved on: no longer a floor
     assert s.subscribe(1) == LogPosition("mysql-bin.000001", 4)
+
+
+def test_chunked_put_into_an_empty_store_respects_the_byte_bound() -> None:
+    s = item_store(capacity=64, max_bytes=100)
+    s.subscribe(1)
+    big = [ev(i, payload=30) for i in range(200)]  # 6000 bytes: stored in chunks
+    result: list[bool] = []
+    t = threading.Thread(target=lambda: result.append(s.put(big, NOSTOP)))
+    t.start()
+    got = 0
+    while got < 200:
+        bid, events = s.get(1, 10, 0)
+        assert s.fill()[1] <= 100
+        if bid == -1:
+            time.sleep(0.01)
+        got += len(events)
+        if bid != -1:
+            s.ack(1, bid)
+    t.join(30)
+    assert result == [True]
