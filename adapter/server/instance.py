@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -64,8 +65,10 @@ class CanalInstance:
         own_meta: bool = True,
         parser_factory: ParserFactory = default_parser_factory,
         source_check: SourceCheck | None = default_source_check,
+        start_wait_s: float = 10.0,
     ) -> None:
         self.config = config
+        self._start_wait_s = start_wait_s
         self.destination = config.destination
         self.meta = meta
         self._own_meta = own_meta
@@ -104,11 +107,22 @@ class CanalInstance:
             self.store = store
             self.parser = self._parser_factory(settings, store)
             self.parser.start(resume)
+            self._wait_parser_started(self.parser)
         except BaseException:
             self._teardown()
             raise
         log.info("instance started", extra={"destination": self.destination, "clients": len(subscribed),
                                             "resume": _fmt(resume), "meta": cfg.meta_kind})
+
+    def _wait_parser_started(self, parser: Parser) -> None:
+        """Wait (bounded) until the parser has fixed its start position, so that a change made after
+        ``start()`` returns is delivered even when the start is "the binlog's current end"."""
+        deadline = time.monotonic() + self._start_wait_s
+        while parser.position is None and parser.error is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if parser.position is None:
+            log.warning("binlog parser has not fixed its start position yet", extra={
+                "destination": self.destination, "error": str(parser.error) if parser.error else None})
 
     def stop(self) -> None:
         """Parser → store → meta (the meta flushes the last acks)."""
