@@ -138,10 +138,13 @@ class CanalInstance:
         finally:
             if store is not None:
                 store.close()
-            if self._own_meta:
-                self.meta.stop()
-            else:
-                self.meta.flush()
+            try:
+                if self._own_meta:
+                    self.meta.stop()
+                else:
+                    self.meta.flush()
+            except Exception:  # the un-flushed acks are delivered again after the restart (at-least-once)
+                log.exception("final meta flush failed", extra={"destination": self.destination})
 
     def _check_source(self, settings: ParserSettings) -> None:
         if self._source_check is None:
