@@ -9,6 +9,7 @@ directory (canal resolves them against its ``bin/`` working directory, so ``../c
 from __future__ import annotations
 
 import logging
+import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -166,7 +167,8 @@ def load_instance(props: Properties, conf_dir: Path, destination: str, server: d
         raise r.err("canal.instance.memory.batch.mode", f"expected MEMSIZE or ITEMSIZE, got {batch_mode!r}")
     slave_id = r.integer("canal.instance.mysql.slaveId", None, low=0)
     if not slave_id:  # canal >= 1.0.26 generates one; ours is stable per server and destination
-        slave_id = 1000 + zlib.crc32(f"{server['register_ip']}:{server['port']}/{destination}".encode()) % 2**30
+        who = f"{server['register_ip']}:{server['port'] or os.getpid()}/{destination}"  # port 0: any free port
+        slave_id = 1000 + zlib.crc32(who.encode()) % 2**30
     parser = ParserSettings(
         destination=destination,
         master_host=source.host,
