@@ -36,9 +36,10 @@ class SourceAddress:
 class Event:
     """One serialized canal ``Entry`` as stored in the ring buffer.
 
-    ``size`` is the raw binlog event length (MEMSIZE accounting). ``position`` is the position to
-    resume from after this event; it is a safe checkpoint only when ``boundary`` is true
-    (TRANSACTIONEND, or a DDL outside a transaction).
+    ``size`` is the raw binlog event length (MEMSIZE accounting). ``position`` is always a safe
+    restart point: for a boundary event (TRANSACTIONEND, or a DDL outside a transaction) it is the
+    offset right after its commit; for any other event it is the previous boundary, i.e. the start
+    of the event's own transaction. The store's restart skip rule relies on this.
     """
 
     entry: bytes
