@@ -238,10 +238,12 @@ class AdapterNode:
         zk_ok = self.session is None or bool(getattr(getattr(self.session, "client", self.session),
                                                      "connected", True))
         held = self.placement.held() if hasattr(self, "placement") else []
-        dead = [t for t, w in self.workers().items() if not w.alive]
+        workers = self.workers()
+        dead = [t for t, w in workers.items() if not w.alive]
         return {"status": "ok" if zk_ok and not dead else "degraded", "node": self.node_id,
                 "rest": self.rest_address, "zookeeper": None if self.session is None else zk_ok,
                 "tasks": held, "stoppedWorkers": dead,
+                "pausedTasks": sorted(t for t, w in workers.items() if w.paused),
                 "destinations": {d: ("on" if self.switch.is_on(d) else "off") for d in self.destinations()}}
 
     def metrics(self) -> bytes:

@@ -98,9 +98,11 @@ def tcp_source_factory(cfg: AppConfig) -> SourceFactory:
                           source=cfg.file, key=f"canal.conf.consumerProperties.{SERVER_HOST}")
 
     def cluster(task: TaskSpec) -> BatchSource:
-        from adapter.client.cluster import ClusterCanalClient  # type: ignore[import-not-found,unused-ignore]
+        from adapter.client.cluster import ClusterCanalClient
 
+        # A short retry window: the worker has its own reconnect loop with back-off and must stay stoppable.
         return ClientSource(ClusterCanalClient(zk_hosts, username=cfg.tcp_username, password=cfg.tcp_password,
-                                               client_id=str(task.client_id), destination=task.destination))
+                                               client_id=task.client_id, destination=task.destination,
+                                               retry_window_s=5.0))
 
     return cluster

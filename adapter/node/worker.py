@@ -131,6 +131,11 @@ class Worker:
             self._thread.join(timeout)
 
     @property
+    def paused(self) -> bool:
+        """True while the loop waits for the sync switch (it makes no get while paused)."""
+        return self._off_since is not None
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -213,6 +218,9 @@ class Worker:
             self.metrics.idle(self.dest, self.group)
             return "empty"
         dmls = entries_to_dmls(entries, self.dest, self.group, int(self.clock() * 1000))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("batch received", extra={**self._log, "batch_id": batch_id, "entries": len(entries),
+                                                "dmls": len(dmls)})
         try:
             self.apply(dmls)
         except FatalError as e:
