@@ -10,6 +10,8 @@ the error names table and key. Partitions run in parallel on a small thread pool
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -21,10 +23,12 @@ from adapter.errors import CanalError, FatalError, RetriableError
 from adapter.writers.base import chunks
 from adapter.writers.rdb import sqlbuild
 from adapter.writers.rdb.binding import TableBinding
-from adapter.writers.rdb.dberrors import driver_message, is_constraint, translate
+from adapter.writers.rdb.dberrors import driver_message, is_constraint, is_deadlock, translate
 from adapter.writers.rdb.plan import DELETE_OP, Op, collapse, partition, runs
 
 log = logging.getLogger(__name__)
+#: Attempts of one partition transaction that lost a deadlock to another partition (or another client).
+_DEADLOCK_TRIES = 4
 
 
 def _upsert_stmt(binding: TableBinding, family: str, columns: tuple[str, ...]) -> Any:
@@ -83,6 +87,18 @@ class Applier:
 
     # ------------------------------------------------------------------ one partition
     def _partition(self, ops: list[Op]) -> None:
+        for attempt in range(_DEADLOCK_TRIES):
+            try:
+                self._partition_once(ops)
+                return
+            except RetriableError as e:
+                cause = e.__cause__
+                if attempt + 1 >= _DEADLOCK_TRIES or cause is None or not is_deadlock(cause):
+                    raise
+                log.info("rdb: partition hit a lock conflict; retrying it", extra={"attempt": attempt + 1})
+                time.sleep(0.05 * (attempt + 1) * random.random())
+
+    def _partition_once(self, ops: list[Op]) -> None:
         where = ", ".join(dict.fromkeys(op.binding.name for op in ops))
         try:
             try:
@@ -107,6 +123,7 @@ class Applier:
     def _collapsed(self, conn: Connection, ops: list[Op]) -> None:
         for work in collapse(ops):
             b = work.binding
+            _sort_by_key(work.deletes, work.upserts, b.key_cols)
             for chunk in chunks(work.deletes, self.commit_size):
                 conn.execute(sqlbuild.delete_keys(b.table, b.key_cols, chunk))
             by_cols: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -163,6 +180,15 @@ class Applier:
                 return translate(e, "diagnosis")
         keys = [f"{op.binding.name}{list(op.key)}" for op in ops[:5]]
         return FatalError(f"rdb: batch rejected by the target ({driver_message(first)}); keys include {keys}")
+
+
+def _sort_by_key(deletes: list[tuple[Any, ...]], upserts: list[dict[str, Any]], key_cols: Sequence[str]) -> None:
+    """Key order: concurrent transactions then take row locks in the same order (fewer deadlocks)."""
+    try:
+        deletes.sort()
+        upserts.sort(key=lambda r: tuple(r[k] for k in key_cols))
+    except TypeError:  # keys of mixed or unorderable types (None, JSON): keep arrival order
+        pass
 
 
 def _row_error(op: Op, e: BaseException) -> FatalError:

@@ -35,6 +35,19 @@ def _mysql_errno(exc: sa.exc.DBAPIError) -> int | None:
     return None
 
 
+_DEADLOCK_MYSQL = frozenset({1205, 1213})  # lock wait timeout, deadlock
+_DEADLOCK_PG = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """A lock conflict between concurrent transactions: retrying the same transaction fixes it."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in _DEADLOCK_PG:
+        return True
+    return _mysql_errno(exc) in _DEADLOCK_MYSQL
+
+
 def is_retriable(exc: BaseException) -> bool:
     """True for faults a retry may fix (connection loss, target down, deadlock, busy)."""
     if isinstance(exc, RetriableError):

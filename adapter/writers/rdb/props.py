@@ -139,6 +139,8 @@ def default_engine(url: URL, pool_size: int) -> Engine:
     else:
         kw["connect_args"] = {"timeout": 30}
     if url.get_backend_name() in ("mysql", "mariadb"):
+        # READ COMMITTED: keyed writes need no gap locks, which would make parallel partitions deadlock.
+        kw["isolation_level"] = "READ COMMITTED"
         # UTC sessions: TIMESTAMP values are read and written as UTC instants. NO_AUTO_VALUE_ON_ZERO:
         # a replicated id 0 must stay 0, not draw a new AUTO_INCREMENT value.
         kw["connect_args"] = {"connect_timeout": 10, "init_command": _MYSQL_INIT}

@@ -244,8 +244,8 @@ def _bool_conv(fail: _Fail) -> Converter:
     return conv
 
 
-def _string_conv(col: sa.Column[Any], fail: _Fail) -> Converter:
-    length = getattr(col.type, "length", None)
+def _string_conv(col: sa.Column[Any], fail: _Fail, check_length: bool = True) -> Converter:
+    length = getattr(col.type, "length", None) if check_length else None
 
     def conv(v: Any) -> Any:
         if v is None:
@@ -359,6 +359,8 @@ def converter_for(ctx: ConvContext, col: sa.Column[Any], source_type: str = "") 
         return _array_conv(fail)
     if isinstance(t, (sa.LargeBinary, sa.types._Binary)):
         return _binary_conv(fail)
+    if isinstance(t, (sa.Enum, my.SET)):
+        return _string_conv(col, fail, check_length=False)  # the target checks membership itself
     if isinstance(t, sa.String):
         return _string_conv(col, fail)
     return None
