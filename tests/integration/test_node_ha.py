@@ -62,10 +62,10 @@ def three_nodes(tmp_path: Path, server: Any, zk_chroot: str, prefix: str) -> Ite
             proxy.stop()
 
 
-def insert(conn: Any, db: str, start: int, n: int) -> None:
+def insert(conn: Any, db: str, start: int, n: int, table: str = "ha") -> None:
     with conn.cursor() as cur:
         for i in range(start, start + n):
-            cur.execute(f"INSERT INTO `{db}`.ha (id) VALUES ({i})")
+            cur.execute(f"INSERT INTO `{db}`.`{table}` (id) VALUES ({i})")
 
 
 @pytest.mark.timeout(600)
@@ -113,17 +113,17 @@ def test_sync_switch_pauses_and_resumes_every_node(tmp_path: Path, mysql_db: str
                                                    zk_chroot: str, zk: Any) -> None:
     prefix = uuid.uuid4().hex[:8]
     with mysql_conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE `{mysql_db}`.ha (id INT PRIMARY KEY)")
+        cur.execute(f"CREATE TABLE `{mysql_db}`.sw (id INT PRIMARY KEY)")
     with canal_server(tmp_path, mysql_db) as server, three_nodes(tmp_path, server, zk_chroot, prefix) as (nodes, _):
         wait_until(lambda: sorted(len(n.placement.held()) for n in nodes) == [2, 2, 2], timeout=120, what="spread")
-        insert(mysql_conn, mysql_db, 0, 10)
+        insert(mysql_conn, mysql_db, 0, 10, "sw")
         wait_until(lambda: all(ids(prefix, g) == set(range(10)) for g in GROUPS), timeout=120, what="first rows")
         assert rest(nodes[1], "PUT", "/syncSwitch/example/off")["code"] == 20000
         assert zk.get("/canal-adapter/sync-switch/example")[0] == b"off"
         wait_until(lambda: all(len(n.health()["pausedTasks"]) == 2 for n in nodes), timeout=60,
                    what="every worker on every node paused")
         assert all(rest(n, "GET", "/syncSwitch/example") == {"status": "off"} for n in nodes)
-        insert(mysql_conn, mysql_db, 10, 10)
+        insert(mysql_conn, mysql_db, 10, 10, "sw")
         assert all(ids(prefix, g) == set(range(10)) for g in GROUPS)  # paused workers make no gets
         assert rest(nodes[2], "PUT", "/syncSwitch/example/on")["code"] == 20000
         assert zk.get("/canal-adapter/sync-switch/example")[0] == b"on"
