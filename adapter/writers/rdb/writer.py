@@ -152,25 +152,29 @@ class RdbWriter(Writer):
             if applier is None:
                 raise FatalError("rdb: writer used before open()")
             pending: list[list[Op]] = []
+
+            def flush() -> None:  # DDL and TRUNCATE are barriers: what came before is applied first
+                applier.apply(pending)
+                pending.clear()
+
             for item in items:
                 mapping, dml = item.mapping, item.dml
                 if dml.type == TRUNCATE:
-                    applier.apply(pending)
-                    pending = []
+                    flush()
                     self._truncate(mapping, dml)
                 elif dml.is_ddl:
-                    applier.apply(pending)
-                    pending = []
+                    flush()
                     self._on_ddl(mapping, dml)
                 elif dml.type in ROW_TYPES and dml.data:
-                    pending.extend(self._groups(mapping, dml))
-            applier.apply(pending)
+                    pending.extend(self._groups(mapping, dml, flush))
+            flush()
 
-    def _groups(self, mapping: RdbMapping, dml: Dml) -> list[list[Op]]:
+    def _groups(self, mapping: RdbMapping, dml: Dml, flush: Callable[[], None]) -> list[list[Op]]:
         binding = self._binding(mapping, dml)
         plan = binding.plan(tuple(dml.data[0].keys()), dml.mysql_types)
         if plan.missing:
             if mapping.add_columns and self._ddl is not None:
+                flush()  # earlier rows were planned against the table before the new column
                 self._ddl.add_columns_from_rows(binding, plan.missing, dml.mysql_types)
                 self._forget(mapping, {dml.table.lower()})
                 binding = self._binding(mapping, dml)
@@ -211,7 +215,7 @@ class RdbWriter(Writer):
     # ------------------------------------------------------------------ ETL and count
     def _apply_now(self, mapping: RdbMapping, dml: Dml) -> None:
         assert self._applier is not None
-        self._applier.apply(self._groups(mapping, dml))
+        self._applier.apply(self._groups(mapping, dml, lambda: None))
 
     def _source(self, mapping: RdbMapping) -> Engine:
         key = mapping.header.data_source_key or ""
