@@ -156,3 +156,18 @@ def test_reconnects_after_the_connection_is_cut(tmp_path: Path, mysql_db: str, m
                 assert node.health()["stoppedWorkers"] == []
         finally:
             proxy.stop()
+
+
+@pytest.mark.timeout(300)
+def test_server_found_through_zookeeper(tmp_path: Path, mysql_db: str, mysql_conn: Any, zk_chroot: str) -> None:
+    """consumerProperties without canal.tcp.server.host: the adapter follows the running server in ZooKeeper."""
+    sink = uuid.uuid4().hex
+    conf = {"consumerProperties": {"canal.tcp.zookeeper.hosts": zk_chroot},
+            "canalAdapters": [{"instance": "example", "groups": [
+                {"groupId": "g1", "outerAdapters": [{"name": "recording", "properties": {"sink": sink}}]}]}]}
+    with canal_server(tmp_path, mysql_db, zk_hosts=zk_chroot) as server, \
+            adapter_node(tmp_path / "a", server, conf), mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{mysql_db}`.z (id INT PRIMARY KEY)")
+        cur.executemany(f"INSERT INTO `{mysql_db}`.z VALUES (%s)", [(i,) for i in range(10)])
+        wait_until(lambda: {r[3]["id"] for r in recording(sink).rows()} == set(range(10)), timeout=120,
+                   what="rows through the ZooKeeper-discovered server")

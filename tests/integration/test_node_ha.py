@@ -129,3 +129,34 @@ def test_sync_switch_pauses_and_resumes_every_node(tmp_path: Path, mysql_db: str
         assert zk.get("/canal-adapter/sync-switch/example")[0] == b"on"
         wait_until(lambda: all(ids(prefix, g) == set(range(20)) for g in GROUPS), timeout=120,
                    what="rows after switching on")
+
+
+@pytest.mark.timeout(600)
+def test_etl_runs_on_the_task_holder_from_any_node(tmp_path: Path, mysql_db: str, zk_chroot: str) -> None:
+    """POST /etl to each node: the two that do not hold the task forward it; the holder's writer runs it."""
+    from adapter.node.mappings import WriterSlot
+
+    conf_extra = {"canalAdapters": [{"instance": "example", "groups": [
+        {"groupId": "g1", "outerAdapters": [{"name": "recording_mapped", "key": "m1"}]}]}]}
+    mapping = {"recording/t.yml": "outerAdapterKey: m1\ndatabase: d\ntable: t\n"}
+    with canal_server(tmp_path, mysql_db) as server, contextlib.ExitStack() as stack:
+        nodes = [stack.enter_context(adapter_node(tmp_path / f"n{i}", server,
+                                                  {"zookeeperHosts": zk_chroot, "nodeId": f"n{i}", **conf_extra},
+                                                  mapping)) for i in range(3)]
+
+        def settled() -> bool:  # all three joined, agree on the target, and the target holds the lease
+            holders = [n for n in nodes if n.placement.held()]
+            return len(holders) == 1 and all(
+                n.placement.holder("example/g1") == holders[0].rest_address
+                and list(n.placement._balancer.targets().values()) == [holders[0].node_id]  # type: ignore[attr-defined]
+                for n in nodes)
+
+        wait_until(settled, timeout=120, what="one settled holder")
+        holder = next(n for n in nodes if n.placement.held())
+        slot: WriterSlot = holder.slots[0]
+        for i, n in enumerate(nodes):
+            body = rest(n, "POST", f"/etl/recording_mapped/t.yml?params=p{i}")
+            assert body["succeeded"] is True, body
+        assert [c[1] for c in slot.writer.etl_calls] == [["p0"], ["p1"], ["p2"]]  # type: ignore[attr-defined]
+        assert all(not n.slots[0].writer.etl_calls for n in nodes if n is not holder)  # type: ignore[attr-defined]
+        assert rest(nodes[0], "GET", "/count/recording_mapped/m1/t.yml") == {"count": 0}
