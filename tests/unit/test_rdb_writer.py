@@ -207,6 +207,7 @@ def test_etl_keyset_pages_condition_and_count(env: Env) -> None:
     assert res.succeeded and res.rows == 95 and res.result_message == "导入RDB 数据：95 条"
     assert seen == [10, 20, 30, 40, 50, 60, 70, 80, 90, 95]
     assert w.count(m) == 95
+    assert w.count_info(m) == {"count": 95, "targetTable": "user"}
     env.conn.execute("delete from user")
     res = w.etl(m, ["5"], lambda n: None)
     assert res.succeeded and w.count(m) == len([i for i in range(1, 96) if i % 7 >= 5])

@@ -242,16 +242,22 @@ class RdbWriter(Writer):
 
     def count(self, mapping: RdbMapping) -> int:
         """Rows in the target table (REST /count)."""
+        return int(self.count_info(mapping)["count"])
+
+    def count_info(self, mapping: RdbMapping) -> dict[str, Any]:
+        """canal's /count answer: ``{"count": N, "targetTable": <quoted target table>}``."""
         if mapping.mirror_db:
             raise ConfigError("count of a mirrorDb mapping is not supported", source=mapping.header.file)
         fake = Dml(destination="", group_id=None, database=mapping.database, table=mapping.table, type="INSERT")
         with self._lock:
             binding = self._binding(mapping, fake)
+        engine = self._require_engine()
         try:
-            with self._require_engine().connect() as conn:
-                return int(conn.execute(sqlbuild.count(binding.table)).scalar_one())
+            with engine.connect() as conn:
+                n = int(conn.execute(sqlbuild.count(binding.table)).scalar_one())
         except Exception as e:
             raise translate(e, f"count {binding.name}") from e
+        return {"count": n, "targetTable": engine.dialect.identifier_preparer.format_table(binding.table)}
 
 
 def _mirror_view(mapping: RdbMapping, schema: str) -> RdbMapping:
