@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 from common import (
-    APP,
     INSERT,
     PG,
+    PG_TABLE,
     Child,
     Range,
+    adapter_conf,
     create_database,
     drop_database,
     free_port,
@@ -57,44 +57,10 @@ from common import (
     wait_until,
 )
 
-PG_TABLE = """CREATE TABLE {schema}.bench (id integer PRIMARY KEY, name varchar(64), created timestamp(6),
-  amount numeric(12,2), body text, payload jsonb, qty bigint, flag smallint)"""
 _ROWS = re.compile(r'^canal_adapter_rows_total\{[^}]*destination="example"[^}]*\} ([0-9.e+]+)$', re.M)
 
 
-# ---------------------------------------------------------------- adapter process
-def adapter_conf(base: Path, writer: str, server_port: int, rest_port: int, db: str, schema: str,
-                 timeout_ms: int | None) -> Path:
-    conf = base / "adapter-conf"
-    conf.mkdir(parents=True)
-    outer: dict[str, Any] = {"name": "logger"}
-    if writer == "rdb":
-        outer = {"name": "rdb", "key": "pg",
-                 "properties": {"url": f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{PG['dbname']}"}}
-    app = {
-        "server": {"port": rest_port, "address": "127.0.0.1"},
-        "canal.conf": {
-            "mode": "tcp",
-            "syncBatchSize": 1000,
-            "retries": 3,
-            **({"timeout": timeout_ms} if timeout_ms is not None else {}),
-            "consumerProperties": {"canal.tcp.server.host": f"127.0.0.1:{server_port}", "canal.tcp.batch.size": 500},
-            "srcDataSources": {"defaultDS": {"url": f"jdbc:mysql://{APP['host']}:{APP['port']}/{db}",
-                                             "username": APP["user"], "password": APP["password"]}},
-            "canalAdapters": [{"instance": "example", "groups": [{"groupId": "g1", "outerAdapters": [outer]}]}],
-        },
-    }
-    (conf / "application.yml").write_text(yaml.safe_dump(app, sort_keys=False))
-    if writer == "rdb":
-        (conf / "rdb").mkdir()
-        mapping = {"dataSourceKey": "defaultDS", "destination": "example", "groupId": "g1", "outerAdapterKey": "pg",
-                   "concurrent": True,
-                   "dbMapping": {"database": db, "table": "bench", "targetDb": schema, "targetTable": "bench",
-                                 "targetPk": {"id": "id"}, "mapAll": True}}
-        (conf / "rdb" / "bench.yml").write_text(yaml.safe_dump(mapping, sort_keys=False))
-    return conf
-
-
+# ---------------------------------------------------------------- adapter metrics
 def adapter_rows(rest_port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/metrics", timeout=10) as r:
         m = _ROWS.search(r.read().decode())
@@ -175,7 +141,7 @@ def run_writer(writer: str, conn: Any, db: str, backlog: list[Range], args: argp
     out: dict[str, Any] = {"writer": writer}
     server, server_port = start_server(base, db, backlog[0].start)
     rest_port = free_port()
-    conf = adapter_conf(base, writer, server_port, rest_port, db, schema, args.poll_timeout)
+    conf = adapter_conf(base, writer, server_port, rest_port, db, schema, args.poll_timeout, PG['dbname'])
     adapter = Child("adapter.node", ["--config", str(conf), "--log-level", "INFO" if writer == "logger" else "WARNING"],
                     Path("/dev/null") if writer == "logger" else base / "canal-adapter.log")
     sampler = Sampler(rest_port)

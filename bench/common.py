@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 MYSQL_PORT = int(os.environ.get("MARIADB_PORT", "13306"))
@@ -34,6 +36,8 @@ PG = {"host": "127.0.0.1", "port": int(os.environ.get("PG_PORT", "15432")), "use
 TABLE = """CREATE TABLE bench (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(64), created DATETIME(6),
   amount DECIMAL(12,2), body TEXT, payload JSON, qty BIGINT UNSIGNED, flag TINYINT(1)) CHARACTER SET utf8mb4"""
 BODY = "lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dol"
+PG_TABLE = """CREATE TABLE {schema}.bench (id integer PRIMARY KEY, name varchar(64), created timestamp(6),
+  amount numeric(12,2), body text, payload jsonb, qty bigint, flag smallint)"""
 INSERT = "INSERT INTO bench (id, name, created, amount, body, payload, qty, flag) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
 
 
@@ -162,6 +166,42 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its live descendants (pg_chameleon forks a reader and a replayer)."""
+    children: dict[int, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(p.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += proc_cpu_s(p)
+        except OSError:
+            continue
+        todo += children.get(p, [])
+    return total
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds of every ``postgres`` process on the machine, plus what the postmaster reaped from
+    exited backends (cutime/cstime). Other users' work counts too: an approximation."""
+    total = 0.0
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if (p / "comm").read_text().strip() == "postgres":
+                    f = (p / "stat").read_text().rsplit(")", 1)[1].split()
+                    total += sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
+
+
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 120.0, every: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -181,12 +221,13 @@ def port_open(port: int) -> bool:
 class Child:
     """A program of this project as a child process (``python -m module args``), output to a log file."""
 
-    def __init__(self, module: str, args: list[str], log_path: Path) -> None:
+    def __init__(self, module: str | None, args: list[str], log_path: Path, *, python: str = sys.executable,
+                 env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         self.log_path = log_path
         log = log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, stdout=log,
-                                     stderr=subprocess.STDOUT, env=env)
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        argv = [python, *(["-m", module] if module else []), *args]
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=full_env)
         log.close()
 
     @property
@@ -199,9 +240,9 @@ class Child:
             raise SystemExit(f"{self.log_path.name}: exited with {self.proc.returncode}:\n{tail}")
         return True
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
@@ -259,6 +300,48 @@ def start_server(base: Path, db: str, start: Pos, *, lazy: bool = True) -> tuple
     child = Child("adapter.server.main", ["--conf", str(conf), "--log-level", "WARNING"], base / "canal-server.log")
     wait_until("canal-server to listen", lambda: child.check_alive() and port_open(port), every=0.1)
     return child, port
+
+
+# ---------------------------------------------------------------- canal-adapter
+def adapter_conf(base: Path, writer: str, server_port: int, rest_port: int, db: str, schema: str,
+                 timeout_ms: int | None, pg_dbname: str) -> Path:
+    """canal-adapter conf (canal's layout): one group, ``logger`` or ``rdb`` into PostgreSQL ``pg_dbname.schema``."""
+    conf = base / "adapter-conf"
+    conf.mkdir(parents=True)
+    outer: dict[str, Any] = {"name": "logger"}
+    if writer == "rdb":
+        outer = {"name": "rdb", "key": "pg",
+                 "properties": {"url": f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{pg_dbname}"}}
+    app = {
+        "server": {"port": rest_port, "address": "127.0.0.1"},
+        "canal.conf": {
+            "mode": "tcp",
+            "syncBatchSize": 1000,
+            "retries": 3,
+            **({"timeout": timeout_ms} if timeout_ms is not None else {}),
+            "consumerProperties": {"canal.tcp.server.host": f"127.0.0.1:{server_port}", "canal.tcp.batch.size": 500},
+            "srcDataSources": {"defaultDS": {"url": f"jdbc:mysql://{APP['host']}:{APP['port']}/{db}",
+                                             "username": APP["user"], "password": APP["password"]}},
+            "canalAdapters": [{"instance": "example", "groups": [{"groupId": "g1", "outerAdapters": [outer]}]}],
+        },
+    }
+    (conf / "application.yml").write_text(yaml.safe_dump(app, sort_keys=False))
+    if writer == "rdb":
+        (conf / "rdb").mkdir()
+        mapping = {"dataSourceKey": "defaultDS", "destination": "example", "groupId": "g1", "outerAdapterKey": "pg",
+                   "concurrent": True,
+                   "dbMapping": {"database": db, "table": "bench", "targetDb": schema, "targetTable": "bench",
+                                 "targetPk": {"id": "id"}, "mapAll": True}}
+        (conf / "rdb" / "bench.yml").write_text(yaml.safe_dump(mapping, sort_keys=False))
+    return conf
+
+
+def start_adapter(base: Path, conf: Path, rest_port: int, log_path: Path | None = None) -> Child:
+    """``canal-adapter --config DIR`` (as ``python -m adapter.node``), REST listening."""
+    child = Child("adapter.node", ["--config", str(conf), "--log-level", "WARNING"],
+                  log_path or base / "canal-adapter.log")
+    wait_until("canal-adapter REST", lambda: child.check_alive() and port_open(rest_port), every=0.1)
+    return child
 
 
 def rate(rows: int, seconds: float) -> float:
