@@ -168,7 +168,7 @@ def partition(groups: Sequence[list[Op]], n: int) -> list[list[Op]]:
 
     Ops of a non-concurrent mapping all join one component, so they apply strictly in order.
     """
-    if n <= 1:
+    if n <= 1 or not any(g[0].binding.mapping.concurrent for g in groups):
         return [[op for g in groups for op in g]]
     uf = _UnionFind()
     for g in groups:
