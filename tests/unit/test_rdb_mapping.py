@@ -79,6 +79,7 @@ def test_beyond_canal_options() -> None:
     (doc(targetTable=None), "dbMapping.targetTable", "required"),
     (doc(targetColumns=None), "dbMapping.targetColumns", "mapAll"),
     (doc(targetColumns=["id"]), "dbMapping.targetColumns", "expected a map"),
+    (doc(targetColumns={"id": None, "order_no": False}), "dbMapping.targetColumns.order_no", "quote it"),
     (doc(commitBatch=0), "dbMapping.commitBatch", "positive"),
     (doc(mapAll="yes"), "dbMapping.mapAll", "true or false"),
     (doc(ddl="all"), "dbMapping.ddl", "addColumns"),

@@ -105,6 +105,9 @@ def _column_map(header: MappingHeader, body: Mapping[str, Any], key: str) -> dic
     for tgt, src in value.items():
         if not isinstance(tgt, str) or not tgt.strip():
             raise _err(header, f"dbMapping.{key}", f"expected column names as keys, got {tgt!r}")
+        if isinstance(src, bool):  # YAML 1.1 reads no/yes/on/off as booleans
+            raise _err(header, f"dbMapping.{key}.{tgt}",
+                       f"expected a column name, got {src!r} (YAML reads no/yes/on/off as booleans: quote it)")
         if src is not None and not isinstance(src, (str, int)):
             raise _err(header, f"dbMapping.{key}.{tgt}", f"expected a source column name or nothing, got {src!r}")
         out[tgt.strip()] = str(src).strip() if src not in (None, "") else tgt.strip()
