@@ -89,6 +89,18 @@ def test_mixed_workload_and_replay_are_idempotent(env: Env) -> None:
     assert env.rows() == expected
 
 
+def test_bad_mapping_on_reload_is_logged_then_fails_its_rows(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    good = mapping()
+    w = env.start(good)
+    bad = mapping("bad.yml", mapAll=False, targetColumns={"id": None, "nope": "name"})
+    w.set_mappings([good, bad])  # a reload must not raise: other files keep working
+    assert any("bad.yml" in str(getattr(r, "mapping", "")) for r in caplog.records)
+    w.write([Routed(good, dml("INSERT", [u(1)]))])
+    with pytest.raises(FatalError, match="nope"):
+        w.write([Routed(bad, dml("INSERT", [u(2)]))])
+    assert env.rows() == [(1, "x", None, 0)]
+
+
 def test_update_of_a_missing_row_lands_as_insert(env: Env) -> None:
     m = mapping()
     env.start(m).write([Routed(m, dml("UPDATE", [u(7, "late")], [{"name": "early"}]))])

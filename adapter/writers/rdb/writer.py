@@ -68,11 +68,21 @@ class RdbWriter(Writer):
         self._bind_all(self.mappings)
 
     def set_mappings(self, mappings: Sequence[Any]) -> None:
-        for m in mappings:
-            self._check_mapping(m)
+        """Before ``open``: validate (ConfigError). On a reload while running: a mapping the target
+        cannot serve is logged now and fails its first batch (FatalError), so one bad file neither
+        blocks other reloads nor is silently ignored."""
         with self._lock:
-            if self._engine is not None:
-                self._bind_all(mappings)
+            if self._engine is None:
+                for m in mappings:
+                    self._check_mapping(m)
+            else:
+                for m in mappings:
+                    try:
+                        self._check_mapping(m)
+                        self._bind_all([m])
+                    except ConfigError as e:
+                        log.error("rdb: mapping cannot be served by the target; its rows will stop the stream",
+                                  extra={"mapping": m.header.file, "problem": str(e)})
             keep = {id(m) for m in mappings}
             self._bindings = {k: b for k, b in self._bindings.items() if k[0] in keep}
             super().set_mappings(mappings)
@@ -127,6 +137,10 @@ class RdbWriter(Writer):
         bkey = (id(mapping), dml.table.lower() if mapping.mirror_db else "")
         found = self._bindings.get(bkey)
         if found is None:
+            try:
+                self._check_mapping(mapping)
+            except ConfigError as e:
+                raise FatalError(f"rdb: {e}") from e
             if mapping.mirror_db:
                 mapping = _mirror_view(mapping, self._mirror_schema(mapping))
             try:
