@@ -174,6 +174,16 @@ def test_open_rejects_bad_targets(target: Path, body: dict[str, Any], key: str, 
     assert words in str(ei.value)
 
 
+def test_mirror_target_schema_must_exist(target: Path) -> None:
+    w = make_writer(target)
+    w.set_mappings([parse_rdb_mapping(header("mirror.yml"), {"dbMapping": {"mirrorDb": True, "database": "shop",
+                                                                           "targetDb": "nope"}})])
+    with pytest.raises(ConfigError) as ei:
+        w.open()
+    w.close()
+    assert ei.value.key == "dbMapping.targetDb"
+
+
 def test_open_accepts_unique_key_and_case_mismatch(target: Path) -> None:
     w = make_writer(target)
     ok = [parse_rdb_mapping(header("a.yml"), doc(targetTable="ukey", targetPk={"B": "b"}, targetColumns={"a": None})),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 
 from adapter.dml import ROW_TYPES, TRUNCATE, Dml
 from adapter.errors import CanalError, ConfigError, FatalError
@@ -28,7 +28,7 @@ from adapter.writers.rdb.ddl import DdlRunner
 from adapter.writers.rdb.etl import run_etl
 from adapter.writers.rdb.mapping import ZERO_KEEP, ZERO_NULL, RdbMapping, parse_rdb_mapping
 from adapter.writers.rdb.plan import Op, row_groups
-from adapter.writers.rdb.props import EngineFactory, default_engine, parse_props
+from adapter.writers.rdb.props import EngineFactory, default_engine, jdbc_to_url, parse_props
 from adapter.writers.rdb.types import ConvContext
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,14 @@ class RdbWriter(Writer):
         """
         try:
             with self._require_engine().connect() as conn:
+                schemas: list[str] | None = None
                 for m in mappings:
-                    if not m.mirror_db and (id(m), "") not in self._bindings:
+                    if m.mirror_db:
+                        schemas = schemas if schemas is not None else sa.inspect(conn).get_schema_names()
+                        if self._mirror_schema(m) not in schemas:
+                            raise ConfigError(f"target schema {self._mirror_schema(m)!r} does not exist",
+                                              source=m.header.file, key="dbMapping.targetDb")
+                    elif (id(m), "") not in self._bindings:
                         self._bindings[(id(m), "")] = bind_table(conn, m, self._ctx_for)
         except sa.exc.DBAPIError as e:
             if not is_retriable(e):
@@ -240,7 +246,8 @@ class RdbWriter(Writer):
                               source=mapping.header.file, key="dataSourceKey")
         eng = self._sources.get(key)
         if eng is None:
-            eng = self._sources[key] = self._engine_factory(make_url(ds.url), 2)
+            url = jdbc_to_url(ds.url, source=mapping.header.file, key="dataSourceKey")  # JDBC or SQLAlchemy
+            eng = self._sources[key] = self._engine_factory(url, 2)
         return eng
 
     def etl(self, mapping: RdbMapping, params: Sequence[str], progress: Callable[[int], None]) -> EtlResult:
