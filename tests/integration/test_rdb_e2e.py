@@ -173,6 +173,35 @@ def test_mixed_workload_target_equals_source(tmp_path: Path, mysql_db: str, tgt:
     src.close()
 
 
+@pytest.mark.timeout(600)
+def test_mirror_db_follows_source_ddl(tmp_path: Path, mysql_db: str, pg_schema: str) -> None:
+    """mirrorDb into a PostgreSQL schema: tables created, altered, renamed and dropped on the source follow."""
+    src = src_conn(mysql_db)
+    sql(src, "drop table if exists m_orders", "drop table if exists m_orders2")
+    t = Tgt("postgresql", services.PG_URL, pg_schema)
+    mirror = json.dumps({"destination": "example", "groupId": "g1", "outerAdapterKey": "rdb1", "concurrent": True,
+                         "dbMapping": {"mirrorDb": True, "database": mysql_db, "targetDb": pg_schema}})
+    with pipeline(tmp_path, mysql_db, conf(t, mysql_db), {"rdb/mirror.yml": mirror}):
+        sql(src, "create table m_orders (id bigint unsigned not null auto_increment, amount decimal(10,2) not null "
+                 "default '0.00', state enum('new','paid') default 'new', primary key (id)) engine=InnoDB",
+            "insert into m_orders (amount, state) values (9.50, 'paid'), (1.00, 'new')",
+            "alter table m_orders add column note varchar(20) not null default 'n/a' after amount",
+            "insert into m_orders (amount, note) values (3.25, 'third')",
+            "update m_orders set state = 'paid' where id = 2",
+            "create table m_gone (id int primary key)", "drop table m_gone")
+        wait_until(lambda: "m_orders" in sa.inspect(t.engine).get_table_names(schema=pg_schema)
+                   and len(t.rows("m_orders")) == 3, timeout=120, what="mirrored table and rows")
+        rows = t.rows("m_orders", "id, amount, note, state")
+        assert [(r[0], str(r[1]), r[2], r[3]) for r in rows] == [
+            (1, "9.50", "n/a", "paid"), (2, "1.00", "n/a", "paid"), (3, "3.25", "third", "new")]
+        sql(src, "rename table m_orders to m_orders2", "delete from m_orders2 where id = 1")
+        wait_until(lambda: "m_orders2" in sa.inspect(t.engine).get_table_names(schema=pg_schema)
+                   and len(t.rows("m_orders2")) == 2, timeout=120, what="renamed table")
+        assert "m_gone" not in sa.inspect(t.engine).get_table_names(schema=pg_schema)
+    src.close()
+    t.engine.dispose()
+
+
 def rest(node: Any, method: str, path: str) -> Any:
     req = urllib.request.Request(f"http://{node.rest_address}{path}", method=method)
     with urllib.request.urlopen(req, timeout=900) as resp:
