@@ -7,6 +7,7 @@ SQLAlchemy URL) may replace ``jdbc.url``, and ``commitSize`` bounds the rows per
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -47,6 +48,11 @@ class RdbProps:
         """"mysql", "postgresql" or "sqlite" (the SQLAlchemy backend name)."""
         backend = self.url.get_backend_name()
         return "mysql" if backend == "mariadb" else backend
+
+
+def zone(name: str) -> dt.tzinfo:
+    """An IANA zone; UTC needs no tz database (absent on some slim images)."""
+    return dt.timezone.utc if name.upper() in ("UTC", "Z", "+00:00") else zoneinfo.ZoneInfo(name)
 
 
 def jdbc_to_url(url: str, username: str | None = None, password: str | None = None, *,
@@ -120,7 +126,7 @@ def parse_props(props: Mapping[str, Any], *, source: str | None = None) -> RdbPr
                           "postgresql or sqlite", source=source, key=key)
     tz = str(props.get("timezone") or "UTC")
     try:
-        zoneinfo.ZoneInfo(tz)
+        zone(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"unknown time zone {tz!r} (expected an IANA name such as UTC or Asia/Shanghai)",
                           source=source, key="timezone") from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import zoneinfo
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,7 +27,7 @@ from adapter.writers.rdb.ddl import DdlRunner
 from adapter.writers.rdb.etl import run_etl
 from adapter.writers.rdb.mapping import ZERO_KEEP, ZERO_NULL, RdbMapping, parse_rdb_mapping
 from adapter.writers.rdb.plan import Op, row_groups
-from adapter.writers.rdb.props import EngineFactory, default_engine, jdbc_to_url, parse_props
+from adapter.writers.rdb.props import EngineFactory, default_engine, jdbc_to_url, parse_props, zone
 from adapter.writers.rdb.types import ConvContext
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ class RdbWriter(Writer):
         self._engine: Engine | None = None
         self._applier: Applier | None = None
         self._ddl: DdlRunner | None = None
-        self._tz = zoneinfo.ZoneInfo(self.props.timezone)
+        self._tz = zone(self.props.timezone)
         self._bindings: dict[tuple[int, str], TableBinding] = {}
         self._sources: dict[str, Engine] = {}
         #: Held around every write() and every ETL chunk (read + write): see docs "ETL consistency".
