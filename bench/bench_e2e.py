@@ -47,6 +47,7 @@ from common import (
     drop_database,
     free_port,
     load,
+    master,
     port_open,
     proc_cpu_s,
     proc_mem_mb,
@@ -139,9 +140,14 @@ def run_writer(writer: str, conn: Any, db: str, backlog: list[Range], args: argp
         pg.execute(f"CREATE SCHEMA {schema}")
         pg.execute(PG_TABLE.format(schema=schema))
     out: dict[str, Any] = {"writer": writer}
-    server, server_port = start_server(base, db, backlog[0].start)
+    if backlog:  # earlier writers' live rows follow the backlog in the binlog and are delivered too
+        start, prior = backlog[0].start, live_first_id - (args.rows + args.single + 1)
+    else:
+        with conn.cursor() as cur:
+            start, prior = master(cur), 0
+    server, server_port = start_server(base, db, start)
     rest_port = free_port()
-    conf = adapter_conf(base, writer, server_port, rest_port, db, schema, args.poll_timeout, PG['dbname'])
+    conf = adapter_conf(base, writer, server_port, rest_port, db, schema, args.poll_timeout, PG["dbname"])
     adapter = Child("adapter.node", ["--config", str(conf), "--log-level", "INFO" if writer == "logger" else "WARNING"],
                     Path("/dev/null") if writer == "logger" else base / "canal-adapter.log")
     sampler = Sampler(rest_port)
@@ -150,26 +156,33 @@ def run_writer(writer: str, conn: Any, db: str, backlog: list[Range], args: argp
         sampler.start()
         cpu0 = proc_cpu_s(server.pid), proc_cpu_s(adapter.pid)
         total = sum(r.rows for r in backlog)
-        wait_until(f"{total} backlog rows acked", lambda: adapter.check_alive() and sampler.last() >= total,
-                   timeout=args.timeout)
-        cpu1 = proc_cpu_s(server.pid), proc_cpu_s(adapter.pid)
-        t_first, c_first = sampler.first_positive()
-        t_prev, c_prev = t_first, c_first
-        cum = 0
-        for r in backlog:
-            cum += r.rows
-            t_done = sampler.first_at_least(cum)
-            out[r.label] = (cum - c_prev, t_done - t_prev)
-            t_prev, c_prev = t_done, cum
-        out["backlog_cpu"] = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
-        out["backlog_rows"] = total - c_first
-        out["backlog_wall"] = t_prev - t_first
-        # earlier writers' live rows follow the backlog in the binlog: let them through before the live phase
-        total += live_first_id - (args.rows + args.single + 1)
+        if total:
+            wait_until(f"{total} backlog rows acked", lambda: adapter.check_alive() and sampler.last() >= total,
+                       timeout=args.timeout)
+            cpu1 = proc_cpu_s(server.pid), proc_cpu_s(adapter.pid)
+            t_first, c_first = sampler.first_positive()
+            t_prev, c_prev = t_first, c_first
+            cum = 0
+            for r in backlog:
+                cum += r.rows
+                t_done = sampler.first_at_least(cum)
+                out[r.label] = (cum - c_prev, t_done - t_prev)
+                t_prev, c_prev = t_done, cum
+            out["backlog_cpu"] = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
+            out["backlog_rows"] = total - c_first
+            out["backlog_wall"] = t_prev - t_first
+        total += prior
         wait_until("earlier live rows acked", lambda: adapter.check_alive() and sampler.last() >= total,
                    timeout=args.timeout)
         if args.live_seconds > 0:
-            commits = live_load(conn, live_first_id, args.live_rate, args.live_txn, args.live_seconds)
+            # one warm-up row first, so the lag figures do not include the instance's lazy start
+            live_load(conn, live_first_id, 1, 1, 1)
+            total += 1
+            out["new_rows"] = 1
+            wait_until("warm-up row acked", lambda: adapter.check_alive() and sampler.last() >= total,
+                       timeout=args.timeout)
+            commits = live_load(conn, live_first_id + 1, args.live_rate, args.live_txn, args.live_seconds)
+            out["new_rows"] += commits[-1][1]
             goal = total + commits[-1][1]
             wait_until("live rows acked", lambda: adapter.check_alive() and sampler.last() >= goal,
                        timeout=args.timeout)
@@ -233,16 +246,17 @@ def main() -> None:
                 # the backlog is replayed for every writer (each server starts at its first position);
                 # live rows are new, so every writer's pipeline also delivers the previous writers' live rows
                 res = run_writer(w, conn, db, backlog, args, Path(tmp) / w, next_id)
-                next_id += res.get("live", {}).get("rows", 0)
+                next_id += res.get("new_rows", 0)
                 print(f"\n== writer {w}")
                 for r in backlog:
                     n, secs = res[r.label]
                     raw_n, raw_wall, _ = raws[r.label]
                     print(f"  backlog {r.label}: {rate(n, secs):>8,.0f} rows/s end to end ({n} rows in {secs:.2f}s); "
                           f"ratio to raw decode {rate(n, secs) / rate(raw_n, raw_wall):.2f}x")
-                scpu, acpu = res["backlog_cpu"]
-                print(f"  backlog CPU: server {scpu:.1f}s + adapter {acpu:.1f}s = "
-                      f"{res['backlog_rows'] / (scpu + acpu):,.0f} rows/CPU-s over {res['backlog_wall']:.1f}s wall")
+                if "backlog_cpu" in res:
+                    scpu, acpu = res["backlog_cpu"]
+                    print(f"  backlog CPU: server {scpu:.1f}s + adapter {acpu:.1f}s = "
+                          f"{res['backlog_rows'] / (scpu + acpu):,.0f} rows/CPU-s over {res['backlog_wall']:.1f}s wall")
                 if "live" in res:
                     lv = res["live"]
                     print(f"  live {lv['rows']} rows in {lv['txns']} txns at {lv['achieved']:,.0f} rows/s: "
