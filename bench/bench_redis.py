@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--redis", default="127.0.0.1:16379")
     ap.add_argument("--mysql-port", type=int, default=13306)
+    ap.add_argument("--e2e", action="store_true", help="also MariaDB → canal-server → node → Redis (rows/s)")
     args = ap.parse_args()
 
     db = "bench_" + uuid.uuid4().hex[:8]
@@ -104,6 +105,8 @@ def main() -> None:
               lambda: w.write([Routed(joined, role_upd)]))
         timed(f"etl: joined (keyset pages of {args.batch})", args.rows, lambda: w.etl(joined, [], lambda n: None))
         timed("count: SCAN of the joined mapping's keys", w.count(joined), lambda: w.count(joined))
+        if args.e2e:
+            end_to_end(db, cur, args, prefix)
     finally:
         w.close()
         r = redis.Redis(host=args.redis.split(":")[0], port=int(args.redis.split(":")[1]))
@@ -112,6 +115,49 @@ def main() -> None:
             r.delete(*keys[i:i + 5000])
         cur.execute(f"DROP DATABASE `{db}`")
         conn.close()
+
+
+def end_to_end(db: str, cur: Any, args: Any, prefix: str) -> None:
+    """Rows/s through the whole pipeline: multi-row INSERTs/UPDATEs on MariaDB until the last row's key
+    appears in Redis (batches are applied in order, so the last key means all are written)."""
+    import json
+    import pathlib
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+    from pipeline import pipeline
+
+    host, port = args.redis.split(":")
+    r = redis.Redis(host=host, port=int(port))
+    cur.execute("CREATE TABLE e2e (id INT PRIMARY KEY, name VARCHAR(50), price DECIMAL(10,2), c_time DATETIME)")
+    conf = {"srcDataSources": {"defaultDS": {"url": f"jdbc:mysql://127.0.0.1:{args.mysql_port}/{db}",
+                                             "username": "app", "password": "apppass"}},
+            "canalAdapters": [{"instance": "example", "groups": [{"groupId": "g1", "outerAdapters": [
+                {"name": "redis", "key": "redis1", "hosts": args.redis}]}]}]}
+    body = {"dataSourceKey": "defaultDS", "destination": "example", "groupId": "g1", "outerAdapterKey": "redis1",
+            "redisMapping": {"sql": "select a.id, a.name, a.price, a.c_time from e2e a", "key": "e2e:{id}",
+                             "prefix": prefix}}
+    n = args.rows
+    with tempfile.TemporaryDirectory() as tmp, \
+            pipeline(pathlib.Path(tmp), db, conf, {"redis/e2e.yml": json.dumps(body)}):
+        t0 = time.perf_counter()
+        for i in range(1, n + 1, 1000):
+            cur.execute("INSERT INTO e2e VALUES " + ", ".join(
+                f"({j}, 'n{j}', {j % 1000}.25, '2024-01-01 00:00:00')" for j in range(i, min(n, i + 999) + 1)))
+        last = f"{prefix}e2e:{n}"
+        while not r.exists(last):
+            time.sleep(0.05)
+        dt_s = time.perf_counter() - t0
+        print(f"{'end to end: INSERT (1000-row statements)':<44} {n:>8} rows {dt_s:8.2f} s {n / dt_s:>10,.0f} rows/s")
+        t0 = time.perf_counter()
+        for i in range(1, n + 1, 1000):
+            cur.execute(f"UPDATE e2e SET name = CONCAT(name, 'x') WHERE id BETWEEN {i} AND {i + 999}")
+        while r.hget(last, "name") != f"n{n}x".encode():
+            time.sleep(0.05)
+        dt_s = time.perf_counter() - t0
+        print(f"{'end to end: UPDATE (1000-row statements)':<44} {n:>8} rows {dt_s:8.2f} s {n / dt_s:>10,.0f} rows/s")
+    r.close()
 
 
 if __name__ == "__main__":
