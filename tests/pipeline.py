@@ -37,7 +37,7 @@ import services
 
 from adapter.node.app import AdapterNode
 from adapter.node.configload import load_config
-from adapter.testing import FailingWriter, RecordingMappedWriter, RecordingWriter
+from adapter.testing import FailingWriter, RecordingMappedWriter, RecordingWriter, wait_until
 from adapter.writers.registry import WriterRegistry
 
 TEST_WRITERS = {"recording": RecordingWriter, "recording_mapped": RecordingMappedWriter, "failing": FailingWriter}
@@ -116,6 +116,10 @@ def canal_server(base: Path, database: str, *, destination: str = "example", zk_
     conf, port = write_server_conf(base, database, destination=destination, port=port, zk_hosts=zk_hosts)
     handle = ServerHandle(_launch_server(conf), conf, destination, port)
     try:
+        # With ZooKeeper the instance starts after the election; either way, only return once it runs
+        # (its binlog start position is then fixed, so every later change is delivered).
+        wait_until(lambda: handle.server.embedded is not None and handle.server.embedded.is_running(destination),
+                   timeout=60, what=f"canal-server instance {destination} running")
         yield handle
     finally:
         handle.stop()
