@@ -46,6 +46,7 @@ _TCP_KEYS = {
     "canal.tcp.batch.size",
     "canal.tcp.username",
     "canal.tcp.password",
+    "canal.tcp.so.timeout",
 }
 _MQ_PREFIXES = ("kafka.", "rocketmq.", "rabbitmq.", "pulsarmq.")
 _SECRET = re.compile(r"password|passwd|secret|token|auth", re.I)

@@ -65,6 +65,7 @@ SourceFactory = Callable[[TaskSpec], BatchSource]
 
 SERVER_HOST = "canal.tcp.server.host"
 ZK_HOSTS = "canal.tcp.zookeeper.hosts"
+SO_TIMEOUT = "canal.tcp.so.timeout"
 
 
 def batch_size(cfg: AppConfig) -> int:
@@ -76,8 +77,22 @@ def batch_size(cfg: AppConfig) -> int:
                           key="canal.conf.consumerProperties.canal.tcp.batch.size") from None
 
 
+def so_timeout_s(cfg: AppConfig) -> float:
+    """``canal.tcp.so.timeout`` (ms, new key; default 30000): a read waiting longer means a dead connection."""
+    raw = cfg.canal.prop(SO_TIMEOUT)
+    try:
+        ms = int(raw) if raw else 30_000
+        if ms <= 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"expected a positive number of milliseconds, got {raw!r}", source=cfg.file,
+                          key=f"canal.conf.consumerProperties.{SO_TIMEOUT}") from None
+    return ms / 1000.0
+
+
 def tcp_source_factory(cfg: AppConfig) -> SourceFactory:
     """Build sources for ``cfg``'s tasks; ConfigError when neither a server nor ZooKeeper is configured."""
+    so_timeout = so_timeout_s(cfg)
     host = cfg.canal.prop(SERVER_HOST)
     if host:
         h, _, p = host.rpartition(":")
@@ -89,7 +104,8 @@ def tcp_source_factory(cfg: AppConfig) -> SourceFactory:
             from adapter.client.tcp import CanalClient
 
             return ClientSource(CanalClient(h, int(p), username=cfg.tcp_username, password=cfg.tcp_password,
-                                            client_id=str(task.client_id), destination=task.destination))
+                                            client_id=str(task.client_id), destination=task.destination,
+                                            so_timeout=so_timeout))
 
         return direct
     zk_hosts = cfg.canal.prop(ZK_HOSTS) or cfg.canal.zookeeper_hosts
@@ -103,6 +119,6 @@ def tcp_source_factory(cfg: AppConfig) -> SourceFactory:
         # A short retry window: the worker has its own reconnect loop with back-off and must stay stoppable.
         return ClientSource(ClusterCanalClient(zk_hosts, username=cfg.tcp_username, password=cfg.tcp_password,
                                                client_id=task.client_id, destination=task.destination,
-                                               retry_window_s=5.0))
+                                               so_timeout=so_timeout, retry_window_s=5.0))
 
     return cluster

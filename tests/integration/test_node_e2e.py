@@ -143,7 +143,8 @@ def test_reconnects_after_the_connection_is_cut(tmp_path: Path, mysql_db: str, m
         {"groupId": "g1", "outerAdapters": [{"name": "recording", "properties": {"sink": sink}}]}]}]}
     with canal_server(tmp_path, mysql_db) as server:
         proxy = TcpProxy("127.0.0.1", server.port)
-        conf["consumerProperties"] = {"canal.tcp.server.host": proxy.address}
+        # the proxy's cut leaves the socket silent (no FIN): the read timeout detects it
+        conf["consumerProperties"] = {"canal.tcp.server.host": proxy.address, "canal.tcp.so.timeout": 3000}
         try:
             with adapter_node(tmp_path / "a", server, conf) as node, mysql_conn.cursor() as cur:
                 cur.execute(f"CREATE TABLE `{mysql_db}`.c (id INT PRIMARY KEY)")

@@ -120,3 +120,13 @@ def test_cli_help_check_and_config_errors(tmp_path: Path, capsys: pytest.Capture
     assert main(["--config", str(d), "--check"]) == 2
     err = capsys.readouterr().err
     assert "canal.conf.canalAdapters[0].groups[0].outerAdapters[0].name" in err
+
+
+def test_consumer_property_errors_name_the_key(tmp_path: Path) -> None:
+    for key, value in (("canal.tcp.so.timeout", "soon"), ("canal.tcp.batch.size", "many"),
+                       ("canal.tcp.server.host", "nohostport")):
+        d = conf(tmp_path, [{"name": "logger"}], consumerProperties={"canal.tcp.server.host": "127.0.0.1:1",
+                                                                     key: value})
+        with pytest.raises(ConfigError) as ei:
+            AdapterNode(load_config(d), registry=REG, rest=False)
+        assert ei.value.key == f"canal.conf.consumerProperties.{key}"
