@@ -10,7 +10,6 @@ The lock is canal's: ``/canal-adapter/sync-etl/<type>-<destination>`` with ZooKe
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,30 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class EtlLocks(Protocol):
-    """Named try-locks (coordination's ZooKeeper EtlLock, or ``LocalEtlLocks``)."""
+    """Named try-locks: coordination's ``ZkEtlLock`` or ``LocalEtlLock``."""
 
     def try_acquire(self, name: str) -> bool: ...
 
     def release(self, name: str) -> None: ...
-
-
-class LocalEtlLocks:
-    """In-process ETL locks (no ZooKeeper): one non-reentrant lock per name."""
-
-    def __init__(self) -> None:
-        self._held: set[str] = set()
-        self._lock = threading.Lock()
-
-    def try_acquire(self, name: str) -> bool:
-        with self._lock:
-            if name in self._held:
-                return False
-            self._held.add(name)
-            return True
-
-    def release(self, name: str) -> None:
-        with self._lock:
-            self._held.discard(name)
 
 
 class Placement(Protocol):

@@ -172,3 +172,23 @@ def test_server_found_through_zookeeper(tmp_path: Path, mysql_db: str, mysql_con
         cur.executemany(f"INSERT INTO `{mysql_db}`.z VALUES (%s)", [(i,) for i in range(10)])
         wait_until(lambda: {r[3]["id"] for r in recording(sink).rows()} == set(range(10)), timeout=120,
                    what="rows through the ZooKeeper-discovered server")
+
+
+@pytest.mark.timeout(300)
+def test_reconnects_after_a_server_restart(tmp_path: Path, mysql_db: str, mysql_conn: Any) -> None:
+    sink = uuid.uuid4().hex
+    conf = {"canalAdapters": [{"instance": "example", "groups": [
+        {"groupId": "g1", "outerAdapters": [{"name": "recording", "properties": {"sink": sink}}]}]}]}
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{mysql_db}`.r (id INT PRIMARY KEY)")
+    got = lambda: {r[3]["id"] for r in recording(sink).rows()}  # noqa: E731
+    with canal_server(tmp_path, mysql_db) as server, adapter_node(tmp_path / "a", server, conf) as node:
+        with mysql_conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO `{mysql_db}`.r VALUES (%s)", [(i,) for i in range(10)])
+        wait_until(lambda: got() == set(range(10)), timeout=120, what="rows before the restart")
+        server.stop()  # the same conf dir and port: the file meta keeps the acked cursor
+        with mysql_conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO `{mysql_db}`.r VALUES (%s)", [(i,) for i in range(10, 20)])
+        with canal_server(tmp_path, mysql_db, port=server.port):
+            wait_until(lambda: got() == set(range(20)), timeout=120, what="rows written while the server was down")
+            assert node.health()["stoppedWorkers"] == []

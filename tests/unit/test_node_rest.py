@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from adapter.coordination.etl_lock import LocalEtlLock
 from adapter.node.configload import TaskSpec, WriterSpec
-from adapter.node.etl import EtlService, LocalEtlLocks
+from adapter.node.etl import EtlService
 from adapter.node.mappings import MappingStore, WriterSlot
 from adapter.node.rest import create_app
 from adapter.testing import MemorySwitch, RecordingMappedWriter, RecordingWriter
@@ -65,7 +66,7 @@ def env(tmp_path: Path) -> Any:
     store = MappingStore(str(tmp_path), [rec, log], WriterContext())
     store.load_all()
     placement = Placement(here={"example/g1"})
-    locks = LocalEtlLocks()
+    locks = LocalEtlLock()
     api = Api(EtlService(store, locks, placement))
     return TestClient(create_app(api)), rec, placement, locks, api
 
@@ -161,7 +162,7 @@ def test_forwarding_to_the_holder(env: Any, tmp_path: Path) -> None:
     client_a, rec, placement, _locks, api_a = env
     placement.here.clear()
     store_b = api_a.etl.store
-    api_b = Api(EtlService(store_b, LocalEtlLocks(), Placement(here={"example/g1"})))
+    api_b = Api(EtlService(store_b, LocalEtlLock(), Placement(here={"example/g1"})))
     server = uvicorn.Server(uvicorn.Config(create_app(api_b), host="127.0.0.1", port=0, log_config=None))
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
