@@ -47,6 +47,7 @@ from common import (
     drop_database,
     free_port,
     load,
+    load_note,
     master,
     port_open,
     proc_cpu_s,
@@ -225,6 +226,7 @@ def main() -> None:
     if unknown := [w for w in writers if w not in ("logger", "rdb")]:
         raise SystemExit(f"--writers: unknown {unknown}; expected logger and/or rdb")
 
+    print(f"start: {load_note()}")
     conn, db = create_database("bench_e2e")
     try:
         backlog = []
@@ -271,6 +273,7 @@ def main() -> None:
     finally:
         if not args.keep:
             drop_database(conn, db)
+            print(f"end: {load_note()}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from common import (
     drop_database,
     free_port,
     load,
+    load_note,
     postgres_cpu_s,
     rate,
     start_adapter,
@@ -163,6 +164,7 @@ def main() -> None:
         raise SystemExit(f"pg_chameleon is not installed in {PGC_PYTHON.parent.parent}: run\n"
                          "  python3 -m venv .venv-pgc && .venv-pgc/bin/pip install pg_chameleon")
 
+    print(f"start: {load_note()}")
     conn, db = create_database("bench_pgc")
     pg_db = "bench_pgc_" + uuid.uuid4().hex[:8]
     admin = psycopg.connect(**PG, autocommit=True)
@@ -225,6 +227,7 @@ def main() -> None:
         admin.execute(f"DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)")
         admin.close()
         drop_database(conn, db)
+        print(f"end: {load_note()}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Range, create_database, drop_database, load, proc_cpu_s, proc_mem_mb, rate, raw_decode, start_server
+from common import (
+    Range,
+    create_database,
+    drop_database,
+    load,
+    load_note,
+    proc_cpu_s,
+    proc_mem_mb,
+    rate,
+    raw_decode,
+    start_server,
+)
 
 from adapter.client.tcp import CanalClient
 from adapter.protocol import EntryProtocol_pb2 as epb
@@ -75,6 +86,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the bench database")
     args = ap.parse_args()
 
+    print(f"start: {load_note()}")
     conn, db = create_database("bench_srv")
     try:
         ranges = []
@@ -89,8 +101,10 @@ def main() -> None:
         print()
         with tempfile.TemporaryDirectory(prefix="bench_server_") as tmp:
             for i, r in enumerate(ranges):
-                raws = [raw_decode(r.start, r.end, db) for _ in range(args.repeat)]
-                srvs = [serve(Path(tmp) / f"{i}-{k}", db, r, args.batch, args.timeout_ms) for k in range(args.repeat)]
+                raws, srvs = [], []
+                for k in range(args.repeat):  # interleaved, so a burst of load elsewhere hits both sides
+                    raws.append(raw_decode(r.start, r.end, db))
+                    srvs.append(serve(Path(tmp) / f"{i}-{k}", db, r, args.batch, args.timeout_ms))
                 rows, rwall, rcpu = min(raws, key=lambda x: x[1])
                 s = min(srvs, key=lambda x: x["wall"])
                 if rows != r.rows or s["rows"] < r.rows:  # the last batch may reach into the next range
@@ -114,6 +128,7 @@ def main() -> None:
     finally:
         if not args.keep:
             drop_database(conn, db)
+            print(f"end: {load_note()}")
 
 
 if __name__ == "__main__":

@@ -344,6 +344,11 @@ def start_adapter(base: Path, conf: Path, rest_port: int, log_path: Path | None 
     return child
 
 
+def load_note() -> str:
+    """The 1-minute load average against the core count: other processes share the machine."""
+    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+
+
 def rate(rows: int, seconds: float) -> float:
     return rows / seconds if seconds > 0 else float("inf")
 
