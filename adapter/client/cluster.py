@@ -140,7 +140,7 @@ class ClusterCanalClient:
             try:
                 self._conn.rollback(batch_id)
             except CanalError as e:
-                log.info("rollback failed; the next connection rolls back", extra={"error": str(e)})
+                log.info("rollback failed; the next connection rolls back", extra={"error": repr(e)})
                 self._drop()
                 return
             if batch_id == 0:
@@ -193,7 +193,7 @@ class ClusterCanalClient:
             try:
                 conn.disconnect()
             except Exception as e:  # closing a broken socket may fail; it is gone either way
-                log.debug("disconnect failed", extra={"error": str(e)})
+                log.debug("disconnect failed", extra={"error": repr(e)})
 
     def _connect_to_runner(self) -> None:
         """Connect to whoever the locator names, if we are not already connected there."""
@@ -234,7 +234,7 @@ class ClusterCanalClient:
                 self._drop()
                 left = deadline - self._clock()
                 log.info("canal request failed; retrying",
-                         extra={"destination": self.destination, "op": what, "attempt": attempt, "error": str(e)})
+                         extra={"destination": self.destination, "op": what, "attempt": attempt, "error": repr(e)})
                 if left <= 0:
                     raise RetriableError(f"{what} on {self.destination} failed after {attempt} attempts: {e}") from e
                 self._pause(min(delay, left), seen)

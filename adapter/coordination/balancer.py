@@ -201,7 +201,7 @@ class LeaseBalancer:
                 self._scheduler.call_later(1.0, self._register)
                 return
         except KazooException as e:
-            log.warning("cannot register member", extra={"path": self._member_path, "error": str(e)})
+            log.warning("cannot register member", extra={"path": self._member_path, "error": repr(e)})
             return
         self._registered = True
         self._refresh()
@@ -216,7 +216,7 @@ class LeaseBalancer:
         try:
             self._zk.ensure_path(paths.ADAPTER_MEMBERS_ROOT)
         except KazooException as e:
-            log.warning("cannot watch members yet", extra={"error": str(e)})
+            log.warning("cannot watch members yet", extra={"error": repr(e)})
             self._scheduler.call_later(1.0, self._watch_members)
             return
         client = self._session.client
@@ -235,7 +235,7 @@ class LeaseBalancer:
         try:
             members = self._read_members()
         except KazooException as e:
-            log.info("member refresh deferred", extra={"error": str(e)})
+            log.info("member refresh deferred", extra={"error": repr(e)})
             return
         targets = assign(members)
         if targets != self._targets:
@@ -264,5 +264,5 @@ def _parse_tasks(name: str, data: bytes | None) -> Iterable[TaskKey]:
         obj = json.loads(data or b"{}")
         return [TaskKey(str(t["destination"]), int(t["clientId"])) for t in obj.get("tasks", [])]
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        log.warning("unreadable member node ignored", extra={"member": name, "error": str(e)})
+        log.warning("unreadable member node ignored", extra={"member": name, "error": repr(e)})
         return []

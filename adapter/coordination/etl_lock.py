@@ -82,7 +82,7 @@ class ZkEtlLock:
         try:
             lock.release()
         except KazooException as e:  # the node goes with the session at the latest
-            log.warning("ETL lock release failed", extra={"lock": self._path(name), "error": str(e)})
+            log.warning("ETL lock release failed", extra={"lock": self._path(name), "error": repr(e)})
 
     @staticmethod
     def _path(name: str) -> str:

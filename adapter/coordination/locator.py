@@ -86,7 +86,7 @@ class ServerLocator:
                 srd = paths.ServerRunningData.from_json(data)
                 address = srd.address if srd.active and srd.address else None
             except ValueError as e:
-                log.warning("unreadable running node", extra={"destination": self.destination, "error": str(e)})
+                log.warning("unreadable running node", extra={"destination": self.destination, "error": repr(e)})
         with self._cond:
             if self._stopped:
                 return False

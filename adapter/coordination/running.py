@@ -224,7 +224,7 @@ class RunningMonitor:
                     self._compete_later()
             return
         except KazooException as e:
-            log.info("running refresh deferred", extra={"path": self.path, "error": str(e)})
+            log.info("running refresh deferred", extra={"path": self.path, "error": repr(e)})
             return
         self._apply(data, stat)
 
@@ -272,12 +272,12 @@ class RunningMonitor:
                 self._scheduler.call_soon(self._try_acquire)  # vanished in between: try again
                 return
             except KazooException as e:
-                log.info("running check deferred", extra={"path": self.path, "error": str(e)})
+                log.info("running check deferred", extra={"path": self.path, "error": repr(e)})
                 return
             self._apply(data, stat)
             return
         except KazooException as e:
-            log.info("running attempt deferred", extra={"path": self.path, "error": str(e)})
+            log.info("running attempt deferred", extra={"path": self.path, "error": repr(e)})
             return
         self._exists = True
         self._released = False
@@ -343,7 +343,7 @@ class RunningMonitor:
             pass
         except KazooException as e:
             # The node goes with the session at the latest; a resync retries the delete (released flag).
-            log.warning("could not delete running node", extra={"path": self.path, "error": str(e)})
+            log.warning("could not delete running node", extra={"path": self.path, "error": repr(e)})
 
     def _update_data(self, data: bytes) -> None:
         self._data = data
@@ -354,4 +354,4 @@ class RunningMonitor:
             if stat.ephemeralOwner == self._held_session:
                 self._zk.set(self.path, data, version=stat.version)
         except KazooException as e:
-            log.info("running data update skipped", extra={"path": self.path, "error": str(e)})
+            log.info("running data update skipped", extra={"path": self.path, "error": repr(e)})

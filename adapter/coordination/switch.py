@@ -116,7 +116,7 @@ class ZkSwitch:
         except KazooException as e:
             with self._cond:
                 self._watched.discard(destination)
-            log.warning("cannot watch sync switch yet", extra={"destination": destination, "error": str(e)})
+            log.warning("cannot watch sync switch yet", extra={"destination": destination, "error": repr(e)})
 
 
 def _wait(

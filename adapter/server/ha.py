@@ -185,7 +185,7 @@ class ZkRunningPolicy:
             try:  # the last acks reach ZooKeeper before our running node goes and another server reads them
                 self._meta.flush()
             except Exception as e:
-                log.warning("cursor flush after stop failed", extra={"destination": destination, "error": str(e)})
+                log.warning("cursor flush after stop failed", extra={"destination": destination, "error": repr(e)})
 
     def _register_all(self) -> None:
         """New session: the old one's ephemeral nodes are gone; put ours back (canal's handleNewSession)."""
@@ -200,7 +200,7 @@ class ZkRunningPolicy:
             try:
                 self._zk.ensure_path(node)
             except KazooException as e:
-                log.warning("cannot create ZooKeeper path", extra={"path": node, "error": str(e)})
+                log.warning("cannot create ZooKeeper path", extra={"path": node, "error": repr(e)})
 
     def _register(self, path: str) -> None:
         """Create our ephemeral cluster node; watch it so it comes back if it vanishes while we run.
@@ -218,7 +218,7 @@ class ZkRunningPolicy:
         except NodeExistsError:
             pass
         except KazooException as e:
-            log.warning("cannot register cluster node", extra={"path": path, "error": str(e)})
+            log.warning("cannot register cluster node", extra={"path": path, "error": repr(e)})
         if path in self._watched:
             return
         self._watched.add(path)
@@ -244,4 +244,4 @@ class ZkRunningPolicy:
         except NoNodeError:
             pass
         except KazooException as e:
-            log.warning("cannot delete cluster node", extra={"path": path, "error": str(e)})
+            log.warning("cannot delete cluster node", extra={"path": path, "error": repr(e)})

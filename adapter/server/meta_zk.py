@@ -192,7 +192,7 @@ class ZkMetaManager:
                     except NoNodeError:
                         self._zk.create(path, data, makepath=True)
                 except Exception as e:  # kazoo raises its own and timeouts; keep it dirty, retry next period
-                    log.warning("cursor flush failed", extra={"path": path, "error": str(e)})
+                    log.warning("cursor flush failed", extra={"path": path, "error": repr(e)})
                     continue
                 with self._lock:
                     if c.cursor == pos:
