@@ -20,6 +20,9 @@ from adapter.errors import CoordinationLost
 
 log = logging.getLogger(__name__)
 
+#: Curator names its mutex nodes ``_c_<uuid>-lock-<seq>``.
+CURATOR_LOCK_PATTERNS = ("-lock-",)
+
 
 class EtlLock(Protocol):
     def try_acquire(self, name: str) -> bool:
@@ -61,7 +64,8 @@ class ZkEtlLock:
         with self._mutex:
             if name in self._held:
                 return False  # kazoo Locks are per object; refuse a second ETL in this process too
-            lock = self._zk.Lock(self._path(name), self._identifier)
+            # "-lock-" also counts Curator's InterProcessMutex nodes (a Java canal-adapter) as contenders.
+            lock = self._zk.Lock(self._path(name), self._identifier, extra_lock_patterns=CURATOR_LOCK_PATTERNS)
             self._held[name] = lock
         try:
             got = bool(lock.acquire(blocking=False))

@@ -76,6 +76,17 @@ def test_etl_lock_refuses_a_second_etl_anywhere(clients: Any) -> None:
     b.release("rdb-example")
 
 
+def test_etl_lock_respects_a_java_adapters_curator_mutex(clients: Any) -> None:
+    java = clients()  # Curator's InterProcessMutex: ephemeral sequential _c_<uuid>-lock-
+    node = java.create(paths.sync_etl("es7", "example") + "/_c_0f8e-lock-", b"", ephemeral=True, sequence=True,
+                       makepath=True)
+    ours = ZkEtlLock(clients(), "node-a")
+    assert not ours.try_acquire("es7-example")
+    java.delete(node)
+    assert ours.try_acquire("es7-example")
+    ours.release("es7-example")
+
+
 class TaskLog:
     """Start/stop events of every node per task; detects two nodes running one task at once."""
 

@@ -198,7 +198,7 @@ class FakeZk:
             return lambda *a, **k: _Done(lambda: op(*a, **k))
         raise AttributeError(name)
 
-    def Lock(self, path: str, identifier: str = "") -> Any:
+    def Lock(self, path: str, identifier: str = "", extra_lock_patterns: Any = ()) -> Any:
         return FakeLock(self, path)
 
     def get_children(self, path: str, watch: Any = None) -> list[str]:
