@@ -331,36 +331,6 @@ class FakeSource:
             self.connected = False
 
 
-class MemorySwitch:
-    """An in-memory sync switch with the coordination ``Switch`` interface (all destinations start on)."""
-
-    def __init__(self) -> None:
-        self._off: set[str] = set()
-        self._cond = threading.Condition()
-
-    def is_on(self, destination: str) -> bool:
-        with self._cond:
-            return destination not in self._off
-
-    def set(self, destination: str, on: bool) -> None:
-        with self._cond:
-            if on:
-                self._off.discard(destination)
-            else:
-                self._off.add(destination)
-            self._cond.notify_all()
-
-    def wait_on(self, destination: str, stop_event: threading.Event, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while destination in self._off and not stop_event.is_set():
-                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            return destination not in self._off
-
-
 def __getattr__(name: str) -> object:
     if name == "WriterContract":  # lazily: testing_contract imports this module
         from adapter.testing_contract import WriterContract

@@ -11,11 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adapter.coordination.etl_lock import LocalEtlLock
+from adapter.coordination.switch import LocalSwitch
 from adapter.node.configload import TaskSpec, WriterSpec
 from adapter.node.etl import EtlService
 from adapter.node.mappings import MappingStore, WriterSlot
 from adapter.node.rest import create_app
-from adapter.testing import MemorySwitch, RecordingMappedWriter, RecordingWriter
+from adapter.testing import RecordingMappedWriter, RecordingWriter
 from adapter.writers.base import Writer, WriterConfig, WriterContext
 
 
@@ -44,7 +45,7 @@ class Api:
 
     def __init__(self, etl: EtlService) -> None:
         self.etl = etl
-        self.switch = MemorySwitch()
+        self.switch = LocalSwitch()
 
     def destinations(self) -> list[str]:
         return ["example", "other"]

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from adapter.coordination.switch import LocalSwitch
 from adapter.node.configload import TaskSpec, WriterSpec
 from adapter.node.deadletter import DeadLetters
 from adapter.node.mappings import WriterSlot
@@ -18,7 +19,6 @@ from adapter.node.worker import Backoff, Worker, WorkerSettings, chunk_rows
 from adapter.testing import (
     FailingWriter,
     FakeSource,
-    MemorySwitch,
     RecordingWriter,
     make_ddl_entry,
     make_dml,
@@ -53,7 +53,7 @@ class Harness:
     def __init__(self, slots: list[WriterSlot], batches: list[list[Any]], tmp: Path | None = None,
                  **settings: Any) -> None:
         self.source = FakeSource(batches)
-        self.switch = MemorySwitch()
+        self.switch = LocalSwitch()
         self.sleeps: list[float] = []
         self.metrics = NodeMetrics()
         task = slots[0].task
@@ -213,7 +213,7 @@ def test_run_loop_in_a_thread_pauses_on_switch_and_stops() -> None:
     sink = uniq("rec")
     s = writer_slot(RecordingWriter, sink)
     source = FakeSource([rows(1)])
-    switch = MemorySwitch()
+    switch = LocalSwitch()
     w = Worker(s.task, source, Router([s]), switch, settings=WorkerSettings(timeout_ms=10))
     w.start()
     wait_until(lambda: len(recording(sink).rows()) == 1, what="first batch")
