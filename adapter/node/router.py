@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapter.dml import Dml
+from adapter.errors import ConfigError
 from adapter.node.mappings import MappingStore, WriterSlot, effective_destination
 from adapter.writers.base import Routed
 
@@ -89,15 +90,42 @@ class Router:
         return [(g.slots[i], items) for i, items in enumerate(per)]
 
 
-def apply_bindings(store: MappingStore, router: Router) -> None:
-    """Give every writer its mappings and rebuild the routing index from the store's current state."""
+def apply_bindings(store: MappingStore, router: Router, *, reload: bool = False) -> None:
+    """Give every writer its mappings and rebuild the routing index from the store's current state.
+
+    At startup (``reload=False``) a writer's ConfigError propagates (the node refuses to start). On a
+    reload, a file the writer refuses is logged and its previous version stays in force (or, for a
+    new file, it stays out), so one bad file never changes what the running node does.
+    """
     bindings = store.bindings()
     for slot, specs in bindings.items():
         if type(slot.writer).mapping_dir is None:
             continue
         if [id(m) for m in slot.writer.mappings] != [id(m) for m in specs]:
-            slot.writer.set_mappings(specs)
+            bindings[slot] = _install(slot, list(specs)) if reload else specs
+            if not reload:
+                slot.writer.set_mappings(specs)
     router.rebuild(bindings)
+
+
+def _install(slot: WriterSlot, specs: list[Any]) -> list[Any]:
+    previous = {m.header.file: m for m in slot.writer.mappings}
+    for _ in range(len(specs) + 1):
+        try:
+            slot.writer.set_mappings(specs)
+            return specs
+        except ConfigError as e:
+            bad = [i for i, m in enumerate(specs) if m.header.file == e.source and previous.get(e.source) is not m]
+            if not bad:
+                raise
+            old = previous.get(e.source or "")
+            log.error("mapping rejected by its writer; the previous version stays in force",
+                      extra={"file": e.source, "writer": slot.name, "problem": str(e)})
+            if old is None:
+                del specs[bad[0]]
+            else:
+                specs[bad[0]] = old
+    raise ConfigError("mapping reload did not converge", source=None)
 
 
 class MappingReloader:
@@ -113,7 +141,7 @@ class MappingReloader:
     def poll_once(self) -> bool:
         changed = self.store.scan()
         if changed:
-            apply_bindings(self.store, self.router)
+            apply_bindings(self.store, self.router, reload=True)
             if self.on_change:
                 self.on_change()
         return changed

@@ -146,3 +146,36 @@ def test_find_for_rest(tmp_path: Path) -> None:
     assert store.find("recording_mapped", "m.yml", key="K2") == [(b, spec)]
     assert store.find("recording_mapped", "m.yml", key="k1") == []
     assert store.find("rdb", "m.yml") == []
+
+
+class PickyWriter(RecordingMappedWriter):
+    """Refuses (like rdb does for a missing target column) any mapping whose table is 'refused'."""
+
+    name = "picky"
+
+    def set_mappings(self, mappings: Any) -> None:
+        for m in mappings:
+            if any(t == "refused" for _, t in m.source_tables()):
+                raise ConfigError("target has no such table", source=m.header.file, key="table")
+        super().set_mappings(mappings)
+
+
+def test_reload_keeps_previous_version_when_the_writer_refuses(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    s = slot(PickyWriter, "example", "g1", "k")
+    mapping(tmp_path, "m.yml", "outerAdapterKey: k\ndatabase: d\ntable: t\n")
+    store, router = build(tmp_path, [s])
+    reloader = MappingReloader(store, router, interval=0)
+    with caplog.at_level(logging.ERROR):
+        mapping(tmp_path, "m.yml", "outerAdapterKey: k\ndatabase: d\ntable: refused\n")
+        mapping(tmp_path, "new.yml", "outerAdapterKey: k\ndatabase: d\ntable: refused\n")
+        mapping(tmp_path, "ok.yml", "outerAdapterKey: k\ndatabase: d\ntable: t3\n")
+        reloader.poll_once()
+    assert any("previous version stays" in r.getMessage() for r in caplog.records)
+    assert routed(router, "example", "g1", make_dml("t", database="d"), make_dml("t3", database="d")) == {
+        "k": [("t", "m.yml"), ("t3", "ok.yml")]
+    }
+    assert routed(router, "example", "g1", make_dml("refused", database="d")) == {"k": []}
+    # at startup the same refusal stops the node
+    with pytest.raises(ConfigError):
+        build(tmp_path, [slot(PickyWriter, "example", "g1", "k")])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from adapter.dml import Dml
-from adapter.errors import FatalError, RetriableError
+from adapter.errors import ConfigError, FatalError, RetriableError
 from adapter.writers.base import DataSource, MappingHeader, Routed, WriterConfig, WriterContext
 from adapter.writers.rdb import RdbMapping, RdbWriter, parse_rdb_mapping
 
@@ -89,15 +89,15 @@ def test_mixed_workload_and_replay_are_idempotent(env: Env) -> None:
     assert env.rows() == expected
 
 
-def test_bad_mapping_on_reload_is_logged_then_fails_its_rows(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_mapping_on_reload_is_refused_naming_its_file(env: Env) -> None:
     good = mapping()
     w = env.start(good)
     bad = mapping("bad.yml", mapAll=False, targetColumns={"id": None, "nope": "name"})
-    w.set_mappings([good, bad])  # a reload must not raise: other files keep working
-    assert any("bad.yml" in str(getattr(r, "mapping", "")) for r in caplog.records)
+    with pytest.raises(ConfigError, match="nope") as err:
+        w.set_mappings([good, bad])  # the node keeps the previous version in force (router._install)
+    assert err.value.source is not None and "bad.yml" in err.value.source
+    w.set_mappings([good])
     w.write([Routed(good, dml("INSERT", [u(1)]))])
-    with pytest.raises(FatalError, match="nope"):
-        w.write([Routed(bad, dml("INSERT", [u(2)]))])
     assert env.rows() == [(1, "x", None, 0)]
 
 

@@ -67,21 +67,13 @@ class RdbWriter(Writer):
         self._bind_all(self.mappings)
 
     def set_mappings(self, mappings: Sequence[Any]) -> None:
-        """Before ``open``: validate (ConfigError). On a reload while running: a mapping the target
-        cannot serve is logged now and fails its first batch (FatalError), so one bad file neither
-        blocks other reloads nor is silently ignored."""
+        """Validate and bind. A mapping the target cannot serve raises ConfigError naming its file;
+        the node then keeps that file's previous version in force (at startup: refuses to start)."""
         with self._lock:
-            if self._engine is None:
-                for m in mappings:
-                    self._check_mapping(m)
-            else:
-                for m in mappings:
-                    try:
-                        self._check_mapping(m)
-                        self._bind_all([m])
-                    except ConfigError as e:
-                        log.error("rdb: mapping cannot be served by the target; its rows will stop the stream",
-                                  extra={"mapping": m.header.file, "problem": str(e)})
+            for m in mappings:
+                self._check_mapping(m)
+            if self._engine is not None:
+                self._bind_all(list(mappings))
             keep = {id(m) for m in mappings}
             self._bindings = {k: b for k, b in self._bindings.items() if k[0] in keep}
             super().set_mappings(mappings)
