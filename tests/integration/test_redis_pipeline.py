@@ -85,6 +85,7 @@ def retries(node: Any) -> float:
 
 
 def setup_tables(conn: Any) -> None:
+    sql(conn, "DROP TABLE IF EXISTS role, user, marker")  # mysql_db is per module
     sql(conn, "CREATE TABLE role (id INT PRIMARY KEY, name VARCHAR(50))")
     sql(conn, "CREATE TABLE user (id INT PRIMARY KEY, name VARCHAR(50), email VARCHAR(100), role_id INT, "
               "price DECIMAL(10,2), c_time DATETIME(3), KEY (role_id))")
