@@ -35,7 +35,7 @@ def source_engine(url: str) -> sa.Engine:
     u = sa.make_url(url)
     kw: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 3600}
     if u.get_driver_name() == "pymysql":
-        from pymysql.converters import conversions  # type: ignore[import-untyped]
+        from pymysql.converters import conversions
 
         conv = dict(conversions)
         conv[_BIT] = lambda b: int.from_bytes(b, "big") if isinstance(b, (bytes, bytearray)) else b
