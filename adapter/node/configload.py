@@ -21,13 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.engine import URL, make_url
 
 from adapter.errors import ConfigError
+from adapter.jdbc import jdbc_to_url
 from adapter.node.config import (
     CanalConf,
     ServerConf,
@@ -50,7 +49,6 @@ _TCP_KEYS = {
 }
 _MQ_PREFIXES = ("kafka.", "rocketmq.", "rabbitmq.", "pulsarmq.")
 _SECRET = re.compile(r"password|passwd|secret|token|auth", re.I)
-_JDBC = re.compile(r"^jdbc:(?P<kind>mysql|mariadb|postgresql)://(?P<hosts>[^/?]+)(?:/(?P<db>[^?;]*))?(?:\?(?P<q>.*))?$")
 
 
 class _Root(BaseModel):
@@ -178,37 +176,7 @@ def _validation_error(e: ValidationError, source: str) -> ConfigError:
 
 def translate_url(url: str, username: str | None, password: str | None, *, source: str, key: str) -> tuple[str, str]:
     """canal JDBC URL (or SQLAlchemy URL) + credentials → (SQLAlchemy URL string, database name)."""
-    url = url.strip()
-    m = _JDBC.match(url)
-    if m:
-        hosts = m["hosts"]
-        if "," in hosts:
-            raise ConfigError("expected a single host in the JDBC URL (failover lists are not supported)",
-                              source=source, key=key)
-        host, _, port = hosts.partition(":")
-        if port and not port.isdigit():
-            raise ConfigError(f"expected a numeric port in the JDBC URL, got {port!r}", source=source, key=key)
-        kind = m["kind"]
-        driver = "postgresql+psycopg" if kind == "postgresql" else "mysql+pymysql"
-        query = {"charset": "utf8mb4"} if driver == "mysql+pymysql" else {}
-        # JDBC-only options (useUnicode, useSSL, serverTimezone...) mean nothing to Python drivers.
-        for k, v in parse_qsl(m["q"] or ""):
-            if k == "characterEncoding" and driver == "mysql+pymysql":
-                query["charset"] = "utf8mb4" if v.lower().replace("-", "") in ("utf8", "utf8mb4") else v
-        u = URL.create(driver, username=username or None, password=password or None, host=host or None,
-                       port=int(port) if port else None, database=m["db"] or None, query=query)
-        return u.render_as_string(hide_password=False), m["db"] or ""
-    if url.startswith("jdbc:"):
-        raise ConfigError("expected a jdbc:mysql://, jdbc:mariadb://, jdbc:postgresql:// or SQLAlchemy URL",
-                          source=source, key=key)
-    try:
-        u = make_url(url)
-    except Exception as e:  # sqlalchemy raises ArgumentError with a useful text
-        raise ConfigError(f"expected a JDBC or SQLAlchemy URL: {e}", source=source, key=key) from e
-    if username and not u.username:
-        u = u.set(username=username)
-    if password and not u.password:
-        u = u.set(password=password)
+    u = jdbc_to_url(url, username, password, source=source, key=key)
     return u.render_as_string(hide_password=False), u.database or ""
 
 

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError, Message
 
 from adapter.errors import ProtocolError, RetriableError
 from adapter.protocol import CanalProtocol_pb2 as pb
+from adapter.protocol.pbwire import varint
 
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 _HEADER = struct.Struct(">i")
@@ -91,18 +92,6 @@ def decode_body(body: bytes, message: type[M]) -> M:
     return out
 
 
-# ---------------------------------------------------------------- varints (for the raw MESSAGES path)
-def _varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64  # int64 negatives are 10-byte two's-complement varints
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 # ---------------------------------------------------------------- server packets
 def _server_packet(ptype: int, body: bytes) -> bytes:
     return pb.Packet(version=1, type=ptype, body=body).SerializeToString()  # type: ignore[arg-type]
@@ -121,11 +110,11 @@ def ack(code: int = 0, message: str = "") -> bytes:
 
 def messages(batch_id: int, entries: Sequence[bytes]) -> bytes:
     """MESSAGES packet built by hand: version=1, type=MESSAGES, body=Messages{batch_id, entries}."""
-    parts = [b"\x08", _varint(batch_id)] if batch_id else []
+    parts = [b"\x08", varint(batch_id)] if batch_id else []
     for entry in entries:
-        parts += (b"\x12", _varint(len(entry)), entry)
+        parts += (b"\x12", varint(len(entry)), entry)
     body = b"".join(parts)
-    return b"".join((b"\x10\x01\x18\x07\x2a", _varint(len(body)), body))
+    return b"".join((b"\x10\x01\x18\x07\x2a", varint(len(body)), body))
 
 
 # ---------------------------------------------------------------- client packets (no version, as the Java client)

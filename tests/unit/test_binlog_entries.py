@@ -8,8 +8,8 @@ import struct
 from pymysqlreplication.constants import FIELD_TYPE as T
 
 from adapter.protocol import EntryProtocol_pb2 as pb
+from adapter.protocol.pbwire import varint
 from adapter.server.binlog import entries as E
-from adapter.server.binlog.pbwire import varint
 from adapter.server.binlog.rowcodec import DELETE, INSERT, UPDATE, RowCodec
 from adapter.server.binlog.tabledef import ColumnDef, TableDef
 

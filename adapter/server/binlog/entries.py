@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from adapter.protocol import EntryProtocol_pb2 as pb
-from adapter.server.binlog.pbwire import f_bytes, f_int, f_msg, f_str, f_varint
+from adapter.protocol.pbwire import f_bytes, f_int, f_msg, f_str, f_varint
 
 TRANSACTIONBEGIN = pb.TRANSACTIONBEGIN
 ROWDATA = pb.ROWDATA

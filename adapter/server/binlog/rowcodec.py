@@ -12,7 +12,7 @@ import datetime
 from collections.abc import Sequence
 
 from adapter.protocol import EntryProtocol_pb2 as pb
-from adapter.server.binlog.pbwire import _VARINT_CACHE, f_int, f_str, f_varint, varint
+from adapter.protocol.pbwire import _VARINT_CACHE, f_int, f_str, f_varint, varint
 from adapter.server.binlog.tabledef import TableDef
 from adapter.server.binlog.typemap import mysql_type, sql_type
 from adapter.server.binlog.values import Decoder, make_decoder

@@ -8,20 +8,19 @@ SQLAlchemy URL) may replace ``jdbc.url``, and ``commitSize`` bounds the rows per
 from __future__ import annotations
 
 import datetime as dt
-import re
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Engine
 
 from adapter.errors import ConfigError
+from adapter.jdbc import jdbc_to_url
 
-_JDBC = re.compile(r"^jdbc:(?P<kind>mysql|mariadb|postgresql)://(?P<hosts>[^/?;]*)(?:/(?P<db>[^?;]*))?(?:[?;](?P<q>.*))?$")
-_DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mysql+pymysql", "postgresql": "postgresql+psycopg"}
+__all__ = ["jdbc_to_url"]
+
 #: Keys canal knows that mean nothing to a Python driver (accepted silently).
 _IGNORED = frozenset({"jdbc.driverClassName", "druid.stat.enable", "druid.stat.slowSqlMillis", "skipDupException"})
 _KNOWN = frozenset({"url", "jdbc.url", "jdbc.username", "jdbc.password", "username", "password", "threads",
@@ -53,45 +52,6 @@ class RdbProps:
 def zone(name: str) -> dt.tzinfo:
     """An IANA zone; UTC needs no tz database (absent on some slim images)."""
     return dt.timezone.utc if name.upper() in ("UTC", "Z", "+00:00") else zoneinfo.ZoneInfo(name)
-
-
-def jdbc_to_url(url: str, username: str | None = None, password: str | None = None, *,
-                source: str | None = None, key: str = "jdbc.url") -> URL:
-    """Translate a canal JDBC URL (mysql, mariadb, postgresql, sqlite) or a SQLAlchemy URL to a ``URL``."""
-    url = url.strip()
-    if url.startswith("jdbc:sqlite:"):
-        path = url[len("jdbc:sqlite:"):]
-        return URL.create("sqlite", database=None if path in ("", ":memory:") else path)
-    m = _JDBC.match(url)
-    if m:
-        hosts = m["hosts"]
-        if "," in hosts:
-            raise ConfigError("expected a single host in the JDBC URL (failover lists are not supported)",
-                              source=source, key=key)
-        host, _, port = hosts.partition(":")
-        if port and not port.isdigit():
-            raise ConfigError(f"expected a numeric port in the JDBC URL, got {port!r}", source=source, key=key)
-        driver = _DRIVERS[m["kind"]]
-        query: dict[str, str] = {"charset": "utf8mb4"} if driver.startswith("mysql") else {}
-        q = dict(parse_qsl((m["q"] or "").replace(";", "&")))
-        # JDBC-only options (useUnicode, useSSL, serverTimezone...) mean nothing to Python drivers;
-        # credentials may ride in the query string (user=, password=).
-        username = username or q.get("user") or None
-        password = password or q.get("password") or None
-        return URL.create(driver, username=username, password=password, host=host or None,
-                          port=int(port) if port else None, database=m["db"] or None, query=query)
-    if url.startswith("jdbc:"):
-        raise ConfigError("expected jdbc:mysql://, jdbc:mariadb://, jdbc:postgresql://, jdbc:sqlite: or a SQLAlchemy "
-                          f"URL, got {url.split('//')[0]!r}", source=source, key=key)
-    try:
-        u = make_url(url)
-    except Exception as e:  # sqlalchemy's ArgumentError text says what is wrong
-        raise ConfigError(f"expected a JDBC or SQLAlchemy URL: {e}", source=source, key=key) from e
-    if username and not u.username:
-        u = u.set(username=username)
-    if password and not u.password:
-        u = u.set(password=password)
-    return u
 
 
 def _int(props: Mapping[str, Any], name: str, default: int, lo: int, source: str | None) -> int:
