@@ -30,7 +30,7 @@ _CHARSETS = {"utf-8": "utf8mb4", "utf8": "utf8mb4", "utf8mb4": "utf8mb4", "gbk":
 #: keys this server reads (everything else in canal's files is accepted and ignored)
 _USED_PREFIXES = ("canal.ip", "canal.register.ip", "canal.port", "canal.metrics.pull.port", "canal.user",
                   "canal.passwd", "canal.destinations", "canal.conf.dir", "canal.file.", "canal.zkServers",
-                  "canal.zookeeper.flush.period", "canal.serverMode", "canal.server.", "canal.instance.memory.",
+                  "canal.zookeeper.", "canal.serverMode", "canal.server.", "canal.instance.memory.",
                   "canal.instance.get.ddl.isolation", "canal.instance.global.", "canal.instance.master.",
                   "canal.instance.gtidon", "canal.instance.dbUsername", "canal.instance.dbPassword",
                   "canal.instance.connectionCharset", "canal.instance.mysql.slaveId", "canal.instance.filter.regex",
@@ -75,6 +75,8 @@ class ServerConfig:
     auth_timeout_ms: int
     destinations: tuple[str, ...]
     lazy: bool = False  # canal.instance.global.lazy (the HA policy takes one flag for all)
+    zk_session_timeout_ms: int = 10_000  # canal.zookeeper.session.timeout (ours; canal asks 90 s)
+    zk_running_delay_ms: int = 5_000  # canal.zookeeper.running.delay (ours; canal's fixed 5 s)
     instances: dict[str, InstanceConfig] = field(default_factory=dict)
 
 
@@ -250,6 +252,8 @@ def load_config(conf_dir: Path | str, env: dict[str, str] | None = None) -> Serv
         auth_timeout_ms=r.req_int("canal.server.auth.timeout", 60_000, low=1),
         destinations=dests,
         lazy=r.boolean("canal.instance.global.lazy", False),
+        zk_session_timeout_ms=r.req_int("canal.zookeeper.session.timeout", 10_000, low=1000),
+        zk_running_delay_ms=r.req_int("canal.zookeeper.running.delay", 5_000, low=0),
     )
     server = {"register_ip": cfg.register_ip, "port": port}
     for d in dests:

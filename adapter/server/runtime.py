@@ -10,15 +10,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapter.errors import ConfigError
 from adapter.server.config import ServerConfig
-from adapter.server.contracts import MetaManager, RunningPolicy
+from adapter.server.contracts import RunningPolicy
 from adapter.server.embedded import EmbeddedServer, StandalonePolicy, default_meta_factory
 from adapter.server.instance import ParserFactory, SourceCheck, default_parser_factory, default_source_check
 from adapter.server.metrics import ServerMetrics
 from adapter.server.netserver import CanalNetServer
+
+if TYPE_CHECKING:
+    from adapter.server.meta_zk import ZkMetaManager
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class CanalServer:
         self.metrics: ServerMetrics | None = None
         self.policy: RunningPolicy | None = None
         self._zk: Any = None
-        self._zk_meta: MetaManager | None = None
+        self._zk_meta: ZkMetaManager | None = None
 
     @property
     def port(self) -> int:
@@ -93,10 +96,8 @@ class CanalServer:
         from adapter.coordination.session import ZkSession
         from adapter.server.meta_zk import ZkMetaManager
 
-        if self._zk_timeout is None:
-            self._zk = ZkSession.connect(self.config.zk_servers)
-        else:
-            self._zk = ZkSession.connect(self.config.zk_servers, timeout_s=self._zk_timeout)
+        timeout_s = self._zk_timeout if self._zk_timeout is not None else self.config.zk_session_timeout_ms / 1000
+        self._zk = ZkSession.connect(self.config.zk_servers, timeout_s=timeout_s)
         zk_dests = [d for d, i in self.config.instances.items() if i.meta_kind == "zookeeper"]
         if zk_dests:
             period = self.config.instances[zk_dests[0]].zk_flush_period_ms
@@ -110,7 +111,8 @@ class CanalServer:
             return StandalonePolicy(self.config)
         from adapter.server.ha import ZkRunningPolicy
 
-        return ZkRunningPolicy(self._zk, self.address, meta=self._zk_meta)  # type: ignore[arg-type]
+        return ZkRunningPolicy(self._zk, self.address, delay_s=self.config.zk_running_delay_ms / 1000,
+                               meta=self._zk_meta)
 
     def stop(self) -> None:
         """Stop serving, stop the instances (flushing their meta), then close ZooKeeper and metrics."""

@@ -123,3 +123,14 @@ def test_own_keys(conf: Path) -> None:
     append(conf / "canal.properties", "canal.server.max.frame.bytes = 4096\ncanal.metrics.pull.port =")
     cfg = load_config(conf, env={})
     assert cfg.max_frame == 4096 and cfg.metrics_port is None
+
+
+def test_zookeeper_timeout_and_running_delay_keys(tmp_path: Path) -> None:
+
+    (tmp_path / "canal.properties").write_text(
+        "canal.destinations =\ncanal.zookeeper.session.timeout = 4000\ncanal.zookeeper.running.delay = 1500\n")
+    cfg = load_config(tmp_path)
+    assert (cfg.zk_session_timeout_ms, cfg.zk_running_delay_ms) == (4000, 1500)
+    (tmp_path / "canal.properties").write_text("canal.destinations =\n")
+    cfg = load_config(tmp_path)
+    assert (cfg.zk_session_timeout_ms, cfg.zk_running_delay_ms) == (10_000, 5_000)
