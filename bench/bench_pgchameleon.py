@@ -205,9 +205,13 @@ def main() -> None:
                 def ours_launch(r: Range = r, run_dir: Path = run_dir) -> tuple[Child, Child]:
                     run_dir.mkdir()
                     server, port = start_server(run_dir, db, r.start)
-                    rest = free_port()
-                    conf = adapter_conf(run_dir, "rdb", port, rest, db, "ours", None, pg_db)
-                    return server, start_adapter(run_dir, conf, rest)
+                    try:
+                        rest = free_port()
+                        conf = adapter_conf(run_dir, "rdb", port, rest, db, "ours", None, pg_db)
+                        return server, start_adapter(run_dir, conf, rest)
+                    except BaseException:
+                        server.stop()
+                        raise
 
                 def ours_stop(h: tuple[Child, Child]) -> None:
                     h[1].stop()
