@@ -29,3 +29,17 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 def first_hostport(hosts: str) -> tuple[str, int]:
     host, _, port = hosts.split(",")[0].partition(":")
     return host, int(port)
+
+
+def _compat_root() -> str:
+    """canal's sample configs (shared/compat/canal): $CANAL_COMPAT_DIR, else ../shared next to the project."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sibling = os.path.join(os.path.dirname(here), "shared", "compat", "canal")
+    for cand in (os.environ.get("CANAL_COMPAT_DIR", ""), sibling, "/work/shared/compat/canal"):
+        if cand and os.path.isdir(cand):
+            return cand
+    return os.path.join(os.path.dirname(here), "shared", "compat", "canal")
+
+
+#: canal's own sample files, which the project must load unchanged.
+COMPAT = _compat_root()

@@ -13,12 +13,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import services
+
 from adapter.client.tcp import CanalClient
 from adapter.errors import RetriableError
 from adapter.protocol import EntryProtocol_pb2 as epb
 from adapter.server.events import LogPosition
 
-COMPAT = Path("/work/shared/compat/canal/server-conf")
+COMPAT = Path(services.COMPAT) / "server-conf"
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 120.0
 

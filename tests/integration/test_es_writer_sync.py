@@ -15,11 +15,12 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import services
 from es_support import Source, assert_synced, context, load, make_writer, write
 
 from adapter.writers.es import Es6Writer, Es7Writer, Es8Writer
 
-COMPAT = pathlib.Path("/work/shared/compat/canal/adapter-conf")
+COMPAT = pathlib.Path(services.COMPAT) / "adapter-conf"
 
 
 def compat_body(rel: str, index: str) -> dict[str, Any]:

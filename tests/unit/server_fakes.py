@@ -8,12 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import services
+
 from adapter.protocol import EntryProtocol_pb2 as epb
 from adapter.server.config import ServerConfig, load_config
 from adapter.server.events import Event, EventSink, LogPosition, ParserSettings
 from adapter.server.runtime import CanalServer
 
-COMPAT = Path("/work/shared/compat/canal/server-conf")
+COMPAT = Path(services.COMPAT) / "server-conf"
 START = LogPosition("mysql-bin.000001", 4)
 
 

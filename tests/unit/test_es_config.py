@@ -7,6 +7,7 @@ import pathlib
 from typing import Any
 
 import pytest
+import services
 import yaml
 
 from adapter.errors import ConfigError
@@ -14,7 +15,7 @@ from adapter.writers.base import DataSource, MappingHeader, WriterConfig, Writer
 from adapter.writers.es import Es6Writer, Es7Writer, parse_es_mapping, parse_settings
 from adapter.writers.es.config import ObjField, parse_timezone
 
-COMPAT = pathlib.Path("/work/shared/compat/canal/adapter-conf")
+COMPAT = pathlib.Path(services.COMPAT) / "adapter-conf"
 CTX = WriterContext(data_sources={"defaultDS": DataSource("defaultDS", "mysql+pymysql://u@h/mytest", "mytest")})
 
 

@@ -6,15 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import services
 import yaml
 
 from adapter.errors import ConfigError
 from adapter.node.config import CANAL_CLIENT_ID, effective_client_id
 from adapter.node.configload import load_config, translate_url
 
-COMPAT = Path(__file__).resolve().parents[3] / "shared" / "compat" / "canal" / "adapter-conf"
-if not COMPAT.exists():  # the project may be checked out elsewhere
-    COMPAT = Path("/work/shared/compat/canal/adapter-conf")
+COMPAT = Path(services.COMPAT) / "adapter-conf"
 
 
 def write(tmp_path: Path, body: Any) -> Path:

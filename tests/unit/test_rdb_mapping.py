@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import services
 import yaml
 
 from adapter.errors import ConfigError
@@ -16,7 +17,7 @@ from adapter.writers.rdb.mapping import split_dotted
 from adapter.writers.rdb.props import jdbc_to_url, parse_props
 
 # The project root's sibling ../shared holds canal's sample files, which must load unchanged.
-COMPAT = Path(__file__).resolve().parents[3] / "shared/compat/canal/adapter-conf/rdb/mytest_user.yml"
+COMPAT = Path(services.COMPAT) / "adapter-conf/rdb/mytest_user.yml"
 
 
 def header(task: str = "m.yml") -> MappingHeader:

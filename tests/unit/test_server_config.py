@@ -6,11 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import services
 
 from adapter.errors import ConfigError
 from adapter.server.config import load_config
 
-COMPAT = Path("/work/shared/compat/canal/server-conf")
+COMPAT = Path(services.COMPAT) / "server-conf"
 
 
 @pytest.fixture

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import services
 
 from adapter.errors import ConfigError
 from adapter.server.properties import Layer, Properties, load_properties, parse_properties
 
-COMPAT = Path("/work/shared/compat/canal/server-conf")
+COMPAT = Path(services.COMPAT) / "server-conf"
 
 
 def test_separators_and_whitespace() -> None:

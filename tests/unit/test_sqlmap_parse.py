@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import services
 
 from adapter.errors import ConfigError
 from adapter.sqlmap import ColumnRef, JoinKey, parse_mapping_sql
@@ -151,7 +152,7 @@ def test_compat_files_parse() -> None:
 
     import yaml
 
-    root = pathlib.Path("/work/shared/compat/canal/adapter-conf")
+    root = pathlib.Path(services.COMPAT) / "adapter-conf"
     if not root.exists():
         pytest.skip("compat files not present")
     for path in sorted(root.glob("es*/*.yml")):
