@@ -7,9 +7,10 @@ reconnects itself from its own last boundary), the MariaDB GTID dump-packet leng
 rows events handed over *undecoded* (the parser decodes row images itself, see rowcodec).
 
 TABLE_MAP parsing is most of the library's cost for small transactions, and a table's map is the
-same bytes in every transaction: importing this module makes the library's TABLE_MAP class a
-caching subclass (keyed by the event's exact bytes, so the result is identical). This, like
-``MYSQL_EXPECTED_ERROR_CODES = []``, is process-wide.
+same bytes in every transaction: inside our own streams the library's TABLE_MAP class resolves to a
+caching subclass (keyed by the event's exact bytes, so the result is identical). The switch is
+thread-local and only on while one of our streams reads, so other python-mysql-replication readers
+in the process are untouched. ``MYSQL_EXPECTED_ERROR_CODES = []`` is process-wide.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -135,7 +137,23 @@ class CachedTableMapEvent(_rows.TableMapEvent):  # type: ignore[misc]
         table_map[self.table_id] = self.table_obj
 
 
-BinLogPacketWrapper._BinLogPacketWrapper__event_map[BINLOG.TABLE_MAP_EVENT] = CachedTableMapEvent
+_SCOPE = threading.local()
+
+
+class _ScopedEventMap(dict[int, Any]):
+    """The library's event-type → class map; TABLE_MAP resolves to the caching class only while one
+    of our streams reads on this thread (a global swap made other readers drop every table map,
+    and with it their rows, silently)."""
+
+    def get(self, key: int, default: Any = None) -> Any:
+        if key == BINLOG.TABLE_MAP_EVENT and getattr(_SCOPE, "active", False):
+            return CachedTableMapEvent
+        return super().get(key, default)
+
+
+BinLogPacketWrapper._BinLogPacketWrapper__event_map = _ScopedEventMap(
+    BinLogPacketWrapper._BinLogPacketWrapper__event_map
+)
 
 _ONLY_EVENTS = [
     _ev.RotateEvent, _ev.FormatDescriptionEvent, _ev.QueryEvent, _ev.XidEvent, _ev.GtidEvent,
@@ -167,7 +185,15 @@ class LibraryStream:
         )
 
     def __iter__(self) -> Iterator[BinlogEvent]:
-        for ev in self._reader:
+        it = iter(self._reader)
+        while True:
+            _SCOPE.active = True
+            try:
+                ev = next(it)
+            except StopIteration:
+                return
+            finally:
+                _SCOPE.active = False
             yield normalize(ev)
 
     def close(self) -> None:
