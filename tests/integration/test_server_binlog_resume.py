@@ -221,3 +221,19 @@ def test_large_transaction_arrives_in_pieces_with_one_boundary(mysql_conn: Any, 
     rows = [i for i, ev in enumerate(events) if ev.entry_type == pb.ROWDATA]
     assert not any(ev.boundary for ev in events[rows[0] - 1 : rows[-1] + 1])  # BEGIN … last row
     assert events[rows[-1] + 1].boundary and events[rows[-1] + 1].entry_type == pb.TRANSACTIONEND
+
+
+def test_starts_transaction_fast_path(mysql_conn: Any, mysql_db: str) -> None:
+    """A configured position at a transaction's first event needs no scan; one inside it does."""
+    from adapter.server.binlog.positions import starts_transaction
+
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{mysql_db}`.fp (id INT PRIMARY KEY)")
+        cur.execute("SHOW MASTER STATUS")
+        journal, begin = cur.fetchone()[:2]
+        cur.execute(f"INSERT INTO `{mysql_db}`.fp VALUES (1)")
+        cur.execute("SHOW BINLOG EVENTS IN %s FROM %s LIMIT 2", (journal, begin))
+        inside = cur.fetchall()[1][1]  # the event after the transaction's GTID
+    assert starts_transaction(mysql_conn, journal, begin)
+    assert not starts_transaction(mysql_conn, journal, inside)
+    assert not starts_transaction(mysql_conn, journal, begin + 1)  # not an event start

@@ -75,6 +75,29 @@ def _scan(factory: S.StreamFactory, request: S.StreamRequest) -> Iterator[S.Binl
         stream.close()
 
 
+#: Event types that open a transaction (or carry a standalone DDL's GTID): a position at one of them
+#: is already a transaction boundary.
+_TXN_OPENERS = frozenset({"gtid", "anonymous_gtid"})
+
+
+def starts_transaction(conn: Any, journal: str, position: int) -> bool:
+    """True when the event at ``journal:position`` opens a transaction, so no scan is needed.
+
+    One ``SHOW BINLOG EVENTS ... LIMIT 1``; any error (not an event start, file gone, no privilege)
+    answers False and the caller falls back to scanning the file (canal's findTransactionBeginPosition).
+    """
+    if position <= 4:
+        return True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW BINLOG EVENTS IN %s FROM %s LIMIT 1", (journal, position))
+            row = cur.fetchone()
+        kind, info = str(row[2]).lower(), str(row[5] or "").strip().upper()
+    except Exception:  # a wrong offset is an error here (or no row); the scan handles it
+        return False
+    return kind in _TXN_OPENERS or (kind == "query" and info == "BEGIN")
+
+
 def transaction_begin_before(factory: S.StreamFactory, make: MakeRequest, journal: str, position: int) -> LogPosition:
     """The boundary at or before ``journal:position`` (canal: findTransactionBeginPosition)."""
     if position <= 4:
@@ -135,6 +158,8 @@ def resolve_start(settings: ParserSettings, resume_from: LogPosition | None, con
     if resume_from is not None and resume_from.journal_name:
         return StartPoint(resume_from)
     if settings.journal_name and settings.position is not None:
+        if starts_transaction(control(), settings.journal_name, int(settings.position)):
+            return StartPoint(LogPosition(settings.journal_name, int(settings.position)))
         pos = transaction_begin_before(factory, make, settings.journal_name, int(settings.position))
         if pos.position != settings.position:
             log.info("configured position is inside a transaction; starting at its beginning",
