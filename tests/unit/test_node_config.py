@@ -40,7 +40,7 @@ def test_canal_sample_loads_unchanged() -> None:
     assert cfg.canal.mode == "tcp"
     assert cfg.canal.sync_batch_size == 1000
     assert cfg.canal.attempts is None  # retries: -1 → forever
-    assert cfg.canal.poll_timeout_ms == 500  # blank timeout keeps canal's default
+    assert cfg.canal.poll_timeout_ms == 100  # blank timeout: our default (bounds low-rate latency)
     assert cfg.canal.zookeeper_hosts is None
     assert cfg.canal.prop("canal.tcp.server.host") == "127.0.0.1:11111"
     assert cfg.canal.prop("canal.tcp.batch.size") == "500"
