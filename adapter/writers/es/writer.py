@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -15,6 +14,7 @@ from adapter.writers.base import EtlResult, MappingHeader, Routed, Writer, Write
 from adapter.writers.es.client import BulkEntry, EsClient, ItemsRejected, Rest, TransportRest
 from adapter.writers.es.config import EsMapping, parse_es_mapping, parse_settings
 from adapter.writers.es.convert import Converter
+from adapter.writers.es.fairlock import FairLock
 from adapter.writers.es.ops import DELETE, INDEX, Op, bulk_lines, id_text, put_op
 from adapter.writers.es.plan import plan
 from adapter.writers.es.sync import Fetch, Resolver
@@ -41,7 +41,7 @@ class EsWriter(Writer):
         self._dbs: dict[str, SourceDb] = {}
         self._keys: dict[int, tuple[str, ...]] = {}
         #: Held around each stream batch and each ETL page (select + index), so they never interleave.
-        self.lock = threading.RLock()
+        self.lock = FairLock()
 
     @classmethod
     def parse_mapping(cls, header: MappingHeader, raw: Mapping[str, Any], context: WriterContext) -> EsMapping:
