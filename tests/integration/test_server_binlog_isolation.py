@@ -7,9 +7,10 @@ from typing import Any
 
 def test_other_library_readers_still_get_their_rows(mysql_conn: Any, mysql_db: str,
                                                     mysql_settings: dict[str, Any]) -> None:
-    import adapter.server.binlog.stream  # noqa: F401  (installs the scoped TABLE_MAP cache)
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.row_event import WriteRowsEvent
+
+    import adapter.server.binlog.stream  # noqa: F401  (installs the scoped TABLE_MAP cache)
 
     with mysql_conn.cursor() as cur:
         cur.execute("SHOW MASTER STATUS")
