@@ -71,9 +71,15 @@ def sql(conn: Any, *statements: str) -> None:
             cur.execute(s)
 
 
+def fresh_tables(conn: Any) -> None:
+    """The database is per module: drop what an earlier test of this module created."""
+    sql(conn, *(f"DROP TABLE IF EXISTS `{t}`" for t in ("user", "role", "customer", "biz_order")))
+
+
 @pytest.mark.timeout(300)
 def test_compat_mappings_sync_end_to_end(tmp_path: Path, mysql_db: str, mysql_conn: Any, es_url: str,
                                          es_index_prefix: str) -> None:
+    fresh_tables(mysql_conn)
     sql(mysql_conn,
         "CREATE TABLE role (id INT PRIMARY KEY, role_name VARCHAR(50))",
         "CREATE TABLE user (id INT PRIMARY KEY, name VARCHAR(50), role_id INT, c_time DATETIME, KEY (role_id))",
@@ -115,6 +121,7 @@ def test_compat_mappings_sync_end_to_end(tmp_path: Path, mysql_db: str, mysql_co
 def test_etl_of_200k_rows_while_streaming(tmp_path: Path, mysql_db: str, mysql_conn: Any, es_url: str,
                                           es_index_prefix: str) -> None:
     rows = int(os.environ.get("ES_E2E_ROWS", "200000"))
+    fresh_tables(mysql_conn)
     sql(mysql_conn,
         "CREATE TABLE role (id INT PRIMARY KEY, role_name VARCHAR(50))",
         "CREATE TABLE user (id INT PRIMARY KEY, name VARCHAR(50), role_id INT, c_time DATETIME, KEY (role_id))",
