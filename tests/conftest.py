@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import services
+# test-support modules (services, pipeline, *_support, server_fakes) import by plain name from any test file
+for _d in (Path(__file__).parent, Path(__file__).parent / "integration", Path(__file__).parent / "unit"):
+    sys.path.insert(0, str(_d))
+import services  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pymysql
 import pytest
+from binlog_support import WAIT, Collector
 
 from adapter.protocol import EntryProtocol_pb2 as pb
 from adapter.server.binlog import BinlogParser
 from adapter.server.events import Event, LogPosition, ParserSettings
-
-WAIT = 60.0
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.cond = threading.Condition()
-
-    def put(self, events: Sequence[Event], stop: threading.Event) -> bool:
-        with self.cond:
-            self.events.extend(events)
-            self.cond.notify_all()
-        return True
-
-    def wait(self, pred: Callable[[list[Event]], bool]) -> list[Event]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: pred(self.events), WAIT), "timed out waiting for binlog events"
-            return list(self.events)
 
 
 def ids(events: Sequence[Event]) -> list[int]:

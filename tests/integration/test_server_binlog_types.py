@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+from binlog_support import Collector
 
 from adapter.errors import ConfigError
 from adapter.protocol import EntryProtocol_pb2 as pb
 from adapter.server.binlog import BinlogParser, check_source
 from adapter.server.events import Event, ParserSettings
-
-WAIT = 60.0
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.cond = threading.Condition()
-
-    def put(self, events: Sequence[Event], stop: threading.Event) -> bool:
-        with self.cond:
-            self.events.extend(events)
-            self.cond.notify_all()
-        return True
-
-    def wait(self, pred: Callable[[list[Event]], bool]) -> list[Event]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: pred(self.events), WAIT), "timed out waiting for binlog events"
-            return list(self.events)
 
 
 def settings(mysql_settings: dict[str, Any], db: str, **kw: Any) -> ParserSettings:
