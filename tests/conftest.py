@@ -20,6 +20,9 @@ for _d in (Path(__file__).parent, Path(__file__).parent / "integration", Path(__
     sys.path.insert(0, str(_d))
 import services  # noqa: E402
 
+#: fixtures shared by several test files (``servers``) live in test-support modules
+pytest_plugins = ["server_support"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

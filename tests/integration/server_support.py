@@ -9,16 +9,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 import services
 
 from adapter.client.tcp import CanalClient
 from adapter.errors import RetriableError
 from adapter.protocol import EntryProtocol_pb2 as epb
 from adapter.server.events import LogPosition
+from adapter.server.runtime import CanalServer
 
 COMPAT = Path(services.COMPAT) / "server-conf"
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,3 +148,12 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(WAIT)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[CanalServer]]:
+    """In-process servers a test starts; every one is stopped afterwards."""
+    made: list[CanalServer] = []
+    yield made
+    for s in made:
+        s.stop()

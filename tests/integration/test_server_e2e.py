@@ -9,14 +9,20 @@ import struct
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_support import WAIT, connect, insert_rows, row_ids, wait_ready, write_conf
+from server_support import (
+    WAIT,
+    connect,
+    insert_rows,
+    row_ids,
+    wait_ready,
+    write_conf,
+)
 
 from adapter.client.tcp import CanalClient
 from adapter.errors import ProtocolError
@@ -32,14 +38,6 @@ def table(mysql_conn: Any) -> str:
     with mysql_conn.cursor() as cur:
         cur.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, v VARCHAR(20))")
     return name
-
-
-@pytest.fixture
-def servers() -> Iterator[list[CanalServer]]:
-    made: list[CanalServer] = []
-    yield made
-    for s in made:
-        s.stop()
 
 
 def start(servers: list[CanalServer], conf: Path) -> CanalServer:

@@ -8,14 +8,19 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_support import WAIT, insert_rows, row_ids, wait_ready, write_conf
+from server_support import (
+    WAIT,
+    insert_rows,
+    row_ids,
+    wait_ready,
+    write_conf,
+)
 
 from adapter.client.tcp import CanalClient
 from adapter.errors import ProtocolError
@@ -32,14 +37,6 @@ def table(mysql_conn: Any) -> str:
     with mysql_conn.cursor() as cur:
         cur.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, v VARCHAR(20))")
     return name
-
-
-@pytest.fixture
-def servers() -> Iterator[list[CanalServer]]:
-    made: list[CanalServer] = []
-    yield made
-    for s in made:
-        s.stop()
 
 
 def wait_for(pred: Any, what: str) -> Any:
